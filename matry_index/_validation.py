@@ -1,0 +1,71 @@
+"""Input checks shared by every public entry point.
+
+Every public function that takes vectors funnels them through :func:`as_matrix` so that a
+wrong shape, a NaN or an empty batch fails loudly *before* any state changes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class MatryIndexError(ValueError):
+    """Raised for bad input: the message says what was wrong and what was expected."""
+
+
+def as_matrix(x: Any, *, dim: int | None = None, name: str = "vectors",
+              allow_empty: bool = False) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 (n, d) matrix, or raise a clear error.
+
+    Refuses 1-d input (a single vector must be passed as shape (1, d), so that a batch of
+    scalars is never mistaken for one vector), non-finite values, and a dimension other
+    than ``dim`` when given.
+    """
+    try:
+        arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise MatryIndexError(f"{name} must be numeric: {exc}") from None
+    if arr.ndim != 2:
+        raise MatryIndexError(
+            f"{name} must be a 2-d array of shape (n, d); got shape {arr.shape}"
+            + (" (reshape a single vector with x[None, :])" if arr.ndim == 1 else ""))
+    if arr.shape[0] == 0 and not allow_empty:
+        raise MatryIndexError(f"{name} is empty: at least one vector is needed")
+    if dim is not None and arr.shape[1] != dim:
+        raise MatryIndexError(f"{name} have dimension {arr.shape[1]}, expected {dim}")
+    if arr.shape[1] == 0:
+        raise MatryIndexError(f"{name} have dimension 0")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).any(axis=1).sum())
+        raise MatryIndexError(f"{name} contain NaN or inf in {bad} row(s)")
+    return np.ascontiguousarray(arr)
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """L2-normalise each row; all-zero rows stay zero instead of becoming NaN."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def check_levels(levels: Any, dim: int) -> tuple[int, ...]:
+    """Validate explicit prefix levels against ``dim``: positive, increasing, ≤ dim."""
+    out = tuple(int(m) for m in levels)
+    if not out:
+        raise MatryIndexError("levels must not be empty")
+    if any(m <= 0 for m in out):
+        raise MatryIndexError(f"levels must be positive; got {out}")
+    if list(out) != sorted(set(out)):
+        raise MatryIndexError(f"levels must be strictly increasing; got {out}")
+    if out[-1] > dim:
+        raise MatryIndexError(f"level {out[-1]} is larger than the embedding dimension {dim}")
+    return out
+
+
+def clip_levels(levels: Any, dim: int) -> tuple[int, ...]:
+    """Levels usable for a ``dim``-d index: those below ``dim``, plus ``dim`` itself.
+
+    Lets one default (64, 128, 256) serve any model: a 6-d embedding gets the single level 6.
+    """
+    kept = sorted({int(m) for m in levels if 0 < int(m) < dim})
+    return tuple(kept + [dim])

@@ -1,0 +1,73 @@
+"""Training losses of the Matryoshka-Adaptor (torch). One function per loss.
+
+Notation: ``target`` holds full-dimension cosines of the *original* embeddings, ``pred`` the
+cosines of re-normalised prefixes of the *adapted* embeddings, both shaped (anchors, others).
+The paper's top-k loss (Eq. 2) and pairwise loss (Eq. 1) are the same L1 formula applied to
+two different pair sets — an anchor's mined neighbours, and random in-batch pairs — so both
+are :func:`similarity_preservation_loss` called on different inputs.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def prefix_cosines(anchors: torch.Tensor, others: torch.Tensor, m: int) -> torch.Tensor:
+    """Cosines between the first ``m`` coordinates of ``anchors`` (B, d) and ``others``.
+
+    ``others`` is (B, n, d) — a separate set per anchor — or (n, d), shared by all anchors.
+    Returns (B, n).
+    """
+    a = F.normalize(anchors[..., :m], dim=-1)
+    b = F.normalize(others[..., :m], dim=-1)
+    if b.dim() == 2:
+        return a @ b.T
+    return torch.einsum("bd,bnd->bn", a, b)
+
+
+def similarity_preservation_loss(target: torch.Tensor, pred: torch.Tensor,
+                                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean |target − pred| (the paper's Eq. 1 / Eq. 2 for one prefix), over unmasked pairs."""
+    diff = (target - pred).abs()
+    if mask is None:
+        return diff.mean()
+    return (diff * mask).sum() / mask.sum().clamp_min(1)
+
+
+def listwise_kl_loss(target: torch.Tensor, pred: torch.Tensor, temperature: float,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(softmax(target/T) ‖ softmax(pred/T)) per anchor row, averaged.
+
+    A ranking-shaped target: errors among an anchor's nearest candidates cost far more than
+    errors among distant ones, which is what retrieval at the top of the list needs.
+    Masked entries (mask == 0) are left out of both distributions.
+    """
+    if mask is not None:
+        neg = torch.finfo(target.dtype).min / 4
+        target = target.masked_fill(mask == 0, neg)
+        pred = pred.masked_fill(mask == 0, neg)
+    log_p = F.log_softmax(target / temperature, dim=-1)
+    log_q = F.log_softmax(pred / temperature, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
+
+
+def reconstruction_loss(residual: torch.Tensor) -> torch.Tensor:
+    """Mean absolute value of the MLP's residual ``f(e)`` (the paper's Eq. 3, as a mean)."""
+    return residual.abs().mean()
+
+
+def ranking_loss(scores: torch.Tensor, relevance: torch.Tensor, scale: float = 1.0,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Relevance-weighted pairwise logistic loss (the paper's Eq. 5 for one prefix).
+
+    For every ordered pair (j, k) of one query's candidates with ``y_j > y_k``:
+    ``(y_j − y_k) · log(1 + exp(scale · (s_k − s_j)))``; averaged over such pairs.
+    ``scores`` and ``relevance`` are (queries, candidates); ``scale`` sharpens cosines, whose
+    range [-1, 1] is otherwise too narrow for the logistic to separate.
+    """
+    weight = (relevance.unsqueeze(2) - relevance.unsqueeze(1)).clamp_min(0)
+    if mask is not None:
+        weight = weight * mask.unsqueeze(2) * mask.unsqueeze(1)
+    margin = scores.unsqueeze(1) - scores.unsqueeze(2)  # [b, j, k] = s_k - s_j
+    pairs = (weight > 0).sum().clamp_min(1)
+    return (weight * F.softplus(scale * margin)).sum() / pairs

@@ -1,0 +1,457 @@
+"""Fitting a Matryoshka-Adaptor from embeddings alone (torch lives only here).
+
+Two entry points:
+
+* :func:`fit_unsupervised` — corpus embeddings (and, optionally, *unlabelled* query embeddings,
+  e.g. a query log) only. Each anchor's nearest documents are mined once over the whole corpus
+  in the original space; the adaptor learns to make every prefix reproduce the full-dimension
+  similarities to them (top-k loss), to random documents (pairwise loss), and their ranking
+  (listwise KL), while staying close to the input (reconstruction loss).
+* :func:`fit_supervised` — adds the relevance-weighted ranking loss over (query, document,
+  relevance) triples with mined hard negatives, starting from an unsupervised adaptor
+  (the paper's two-stage schedule).
+
+Both hold out a validation split and stop early on a label-free criterion (unsupervised: how
+well each prefix reproduces the full-dimension top-10 of held-out anchors) or on held-out
+nDCG@10 (supervised; the held-out queries share no relevant document with the training ones).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .._validation import MatryIndexError, as_matrix, clip_levels, normalize_rows
+from ..evaluation.baselines import PCARotation
+from ..evaluation.retrieval import exact_search
+from . import losses
+from .model import MatryoshkaAdaptor
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run. Defaults are the recipe chosen in ``docs/adaptor.md``."""
+
+    levels: tuple[int, ...] = (32, 64, 128, 192, 256)
+    hidden: int = 512              # MLP width; 0 = rotation only
+    rotation: str = "pca"          # "pca" (fixed), "pca-learned" (orthogonal, fine-tuned) or "none"
+    neighbours: int = 32           # mined nearest documents per anchor
+    batch_size: int = 256
+    lr: float = 1e-3
+    max_steps: int = 1500
+    eval_every: int = 100
+    patience: int = 4              # evaluations without improvement before stopping
+    val_fraction: float = 0.1
+    w_topk: float = 1.0
+    w_pair: float = 1.0
+    w_listwise: float = 1.0
+    w_rec: float = 1.0
+    temperature: float = 0.05
+    include_full: bool = True      # also preserve full-dimension similarities
+    # supervised stage
+    w_rank: float = 1.0
+    rank_scale: float = 20.0
+    hard_negatives: int = 16
+    supervised_lr: float = 3e-4
+    seed: int = 0
+    threads: int | None = None
+
+    def with_overrides(self, **kw) -> "TrainConfig":
+        unknown = set(kw) - set(asdict(self))
+        if unknown:
+            raise MatryIndexError(f"unknown training settings: {sorted(unknown)}")
+        return replace(self, **kw)
+
+
+@dataclass
+class TrainResult:
+    """What a fit returns: the adaptor and its training history (for reports and tests)."""
+
+    adaptor: MatryoshkaAdaptor
+    history: list[dict] = field(default_factory=list)
+    best_step: int = 0
+    seconds: float = 0.0
+
+
+class _TorchAdaptor(nn.Module):
+    """The training-time twin of :class:`MatryoshkaAdaptor`; exports to numpy when done."""
+
+    def __init__(self, dim: int, hidden: int, rotation: np.ndarray | None, learn_rotation: bool):
+        super().__init__()
+        self.rot = None
+        if rotation is not None:
+            self.rot = nn.Linear(dim, dim, bias=False)
+            self.rot.weight.data = torch.tensor(np.ascontiguousarray(rotation.T), dtype=torch.float32)
+            if learn_rotation:
+                nn.utils.parametrizations.orthogonal(self.rot)
+            else:
+                self.rot.weight.requires_grad_(False)
+        self.fc1 = self.fc2 = None
+        if hidden > 0:
+            self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+            nn.init.zeros_(self.fc2.weight)
+            nn.init.zeros_(self.fc2.bias)
+
+    @classmethod
+    def from_numpy(cls, adaptor: MatryoshkaAdaptor, learn_rotation: bool) -> "_TorchAdaptor":
+        module = cls(adaptor.dim, adaptor.hidden, adaptor.rotation, learn_rotation)
+        if adaptor.hidden:
+            with torch.no_grad():
+                module.fc1.weight.copy_(torch.from_numpy(adaptor.w1.T))
+                module.fc1.bias.copy_(torch.from_numpy(adaptor.b1))
+                module.fc2.weight.copy_(torch.from_numpy(adaptor.w2.T))
+                module.fc2.bias.copy_(torch.from_numpy(adaptor.b2))
+        return module
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.rot(x) if self.rot is not None else x
+        if self.fc1 is None:
+            return z, torch.zeros_like(z)
+        residual = self.fc2(F.gelu(self.fc1(z), approximate="tanh"))
+        return z + residual, residual
+
+    def to_numpy(self, levels: tuple[int, ...], settings: dict) -> MatryoshkaAdaptor:
+        def arr(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
+        kw = {}
+        if self.rot is not None:
+            kw["rotation"] = arr(self.rot.weight.T)
+        if self.fc1 is not None:
+            kw.update(w1=arr(self.fc1.weight.T), b1=arr(self.fc1.bias),
+                      w2=arr(self.fc2.weight.T), b2=arr(self.fc2.bias))
+        dim = self.fc1.in_features if self.fc1 is not None else self.rot.in_features
+        return MatryoshkaAdaptor(dim, levels, settings=settings, **kw)
+
+
+# --- data preparation ----------------------------------------------------------------------
+
+def mine_neighbours(anchors: np.ndarray, corpus: np.ndarray, k: int,
+                    exclude_self: bool) -> np.ndarray:
+    """Top-``k`` corpus rows of each anchor by full-dimension cosine (original space).
+
+    With ``exclude_self`` the anchors are the corpus itself and each row's own index is skipped.
+    """
+    a, c = normalize_rows(anchors), normalize_rows(corpus)
+    k = min(k, len(c) - int(exclude_self))
+    top = exact_search(a, c, k + int(exclude_self))
+    if not exclude_self:
+        return top
+    keep = top != np.arange(len(a))[:, None]
+    return np.stack([row[mask][:k] for row, mask in zip(top, keep)])
+
+
+class _Anchors:
+    """Anchor embeddings with their mined neighbours, split into train and validation rows."""
+
+    def __init__(self, corpus: np.ndarray, extra: np.ndarray | None, cfg: TrainConfig,
+                 rng: np.random.Generator):
+        self.corpus = corpus
+        self.vectors = corpus if extra is None else np.concatenate([corpus, extra])
+        n_corpus = len(corpus)
+        nbrs = [mine_neighbours(corpus, corpus, cfg.neighbours, exclude_self=True)]
+        if extra is not None:
+            nbrs.append(mine_neighbours(extra, corpus, cfg.neighbours, exclude_self=False))
+        self.neighbours = np.concatenate(nbrs)
+        order = rng.permutation(len(self.vectors))
+        n_val = max(1, int(round(cfg.val_fraction * len(order)))) if len(order) > 1 else 0
+        self.val, self.train = order[:n_val], order[n_val:]
+
+
+def _similarity_terms(module: _TorchAdaptor, anchors: np.ndarray, corpus: np.ndarray,
+                      nbr_idx: np.ndarray, rand_idx: np.ndarray, levels: tuple[int, ...],
+                      cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The unsupervised loss terms for one batch, averaged over prefix levels.
+
+    ``anchors`` (B, d) are compared with their mined neighbours ``corpus[nbr_idx]`` (B, k)
+    and with random documents ``corpus[rand_idx]`` shared by the batch. Each distinct
+    document goes through the adaptor once, however many anchors it serves.
+    """
+    b, k = nbr_idx.shape
+    docs, inverse = np.unique(np.concatenate([nbr_idx.ravel(), rand_idx]), return_inverse=True)
+    adapted, residual = module(torch.from_numpy(np.concatenate([anchors, corpus[docs]])))
+    a_ad, d_ad = adapted[:b], adapted[b:]
+    inverse = torch.from_numpy(inverse)
+    n_ad, r_ad = d_ad[inverse[:b * k]].reshape(b, k, -1), d_ad[inverse[b * k:]]
+    with torch.no_grad():
+        a_t = torch.from_numpy(anchors)
+        t_nbr = losses.prefix_cosines(a_t, torch.from_numpy(corpus[nbr_idx]), a_t.shape[1])
+        t_rand = losses.prefix_cosines(a_t, torch.from_numpy(corpus[rand_idx]), a_t.shape[1])
+    terms = {"topk": 0.0, "pair": 0.0, "listwise": 0.0}
+    for m in levels:
+        p_nbr = losses.prefix_cosines(a_ad, n_ad, m)
+        p_rand = losses.prefix_cosines(a_ad, r_ad, m)
+        terms["topk"] = terms["topk"] + losses.similarity_preservation_loss(t_nbr, p_nbr)
+        terms["pair"] = terms["pair"] + losses.similarity_preservation_loss(t_rand, p_rand)
+        if cfg.w_listwise:
+            terms["listwise"] = terms["listwise"] + losses.listwise_kl_loss(
+                torch.cat([t_nbr, t_rand], 1), torch.cat([p_nbr, p_rand], 1), cfg.temperature)
+    terms = {name: value / len(levels) for name, value in terms.items()}
+    terms["rec"] = losses.reconstruction_loss(residual)
+    return terms
+
+
+def _unsupervised_loss(module, data: _Anchors, idx: np.ndarray, levels, cfg, rng) -> tuple[torch.Tensor, dict]:
+    rand_idx = rng.integers(0, len(data.corpus), len(idx))
+    terms = _similarity_terms(module, data.vectors[idx], data.corpus, data.neighbours[idx],
+                              rand_idx, levels, cfg)
+    total = (cfg.w_topk * terms["topk"] + cfg.w_pair * terms["pair"]
+             + cfg.w_listwise * terms["listwise"] + cfg.w_rec * terms["rec"])
+    return total, {n: float(v.detach()) if torch.is_tensor(v) else float(v) for n, v in terms.items()}
+
+
+def _validation_loss(module: _TorchAdaptor, data: _Anchors, levels, cfg: TrainConfig) -> float:
+    """The training objective on held-out anchors with a fixed set of random documents."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    total = 0.0
+    for s in range(0, len(data.val), cfg.batch_size):
+        idx = data.val[s:s + cfg.batch_size]
+        loss, _ = _unsupervised_loss(module, data, idx, levels, cfg, rng)
+        total += float(loss) * len(idx)
+    return total / max(len(data.val), 1)
+
+
+def _initial_adaptor(corpus: np.ndarray, levels: tuple[int, ...], cfg: TrainConfig) -> MatryoshkaAdaptor:
+    if cfg.rotation not in ("pca", "pca-learned", "none"):
+        raise MatryIndexError(f"rotation must be 'pca', 'pca-learned' or 'none'; got {cfg.rotation!r}")
+    rotation = PCARotation.fit(corpus).components if cfg.rotation != "none" else None
+    return MatryoshkaAdaptor(corpus.shape[1], levels, rotation=rotation)
+
+
+def _setup(cfg: TrainConfig) -> np.random.Generator:
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return np.random.default_rng(cfg.seed)
+
+
+def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr: float,
+                desc: str) -> tuple[dict, list[dict], int]:
+    """Adam steps with periodic evaluation; keeps the best state (higher score is better)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise MatryIndexError("nothing to train: set hidden > 0 or rotation='pca-learned'")
+    opt = torch.optim.Adam(params, lr=lr)
+    best_score, best_state, best_step, stale = evaluate(), copy.deepcopy(module.state_dict()), 0, 0
+    history = [{"step": 0, "score": best_score}]
+    bar = tqdm(range(1, cfg.max_steps + 1), desc=desc, leave=False)
+    for step in bar:
+        module.train()
+        loss, parts = step_loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            module.eval()
+            score = evaluate()
+            history.append({"step": step, "loss": float(loss), **parts, "score": score})
+            bar.set_postfix(loss=f"{float(loss):.4f}", val=f"{score:.4f}")
+            if score > best_score + 1e-5:
+                best_score, best_state, best_step, stale = score, copy.deepcopy(module.state_dict()), step, 0
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+    bar.close()
+    module.load_state_dict(best_state)
+    return best_state, history, best_step
+
+
+# --- public API ----------------------------------------------------------------------------
+
+def fit_unsupervised(corpus: np.ndarray, *, queries: np.ndarray | None = None,
+                     config: TrainConfig | None = None, **overrides) -> TrainResult:
+    """Train an adaptor on corpus embeddings (plus optional unlabelled query embeddings).
+
+    ``corpus`` is (n, d) float; ``queries`` (q, d) are extra anchors whose nearest documents
+    the prefixes must rank as the full embedding does — no relevance labels are read.
+    Settings come from ``config`` (a :class:`TrainConfig`) with keyword ``overrides``.
+    """
+    cfg = (config or TrainConfig()).with_overrides(**overrides)
+    corpus = normalize_rows(as_matrix(corpus, name="corpus"))
+    if len(corpus) < 2:
+        raise MatryIndexError("need at least 2 corpus embeddings to train an adaptor")
+    dim = corpus.shape[1]
+    extra = None if queries is None else normalize_rows(as_matrix(queries, dim=dim, name="queries"))
+    levels = clip_levels(cfg.levels, dim)
+    loss_levels = levels if cfg.include_full or len(levels) == 1 else levels[:-1]
+    rng = _setup(cfg)
+    start = time.perf_counter()
+    data = _Anchors(corpus, extra, cfg, rng)
+    init = _initial_adaptor(corpus, levels, cfg)
+    module = _TorchAdaptor(dim, cfg.hidden, init.rotation, learn_rotation=cfg.rotation == "pca-learned")
+    settings = {"mode": "unsupervised", **asdict(cfg), "n_corpus": len(corpus),
+                "n_query_anchors": 0 if extra is None else len(extra)}
+
+    def step_loss():
+        idx = rng.choice(data.train, size=min(cfg.batch_size, len(data.train)), replace=False)
+        return _unsupervised_loss(module, data, idx, loss_levels, cfg, rng)
+
+    def evaluate() -> float:
+        with torch.no_grad():
+            return -_validation_loss(module, data, loss_levels, cfg)
+
+    _, history, best_step = _train_loop(module, step_loss, evaluate, cfg, cfg.lr, "adaptor (unsupervised)")
+    adaptor = module.to_numpy(levels, {**settings, "best_step": best_step})
+    return TrainResult(adaptor, history, best_step, time.perf_counter() - start)
+
+
+# --- supervised stage ----------------------------------------------------------------------
+
+def doc_disjoint_split(relevance: Sequence[tuple[int, int, float]], val_fraction: float,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split query rows into train / validation so that no relevant document is shared.
+
+    Queries linked through a common relevant document form one group (union-find); whole
+    groups go to validation. Validation then measures generalisation to unseen documents,
+    not memorised document popularity.
+    """
+    queries = sorted({int(q) for q, _, r in relevance if r > 0})
+    parent = {q: q for q in queries}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+    owner: dict[int, int] = {}
+    for q, d, r in relevance:
+        if r > 0:
+            if int(d) in owner:
+                parent[find(int(q))] = find(owner[int(d)])
+            else:
+                owner[int(d)] = int(q)
+    groups: dict[int, list[int]] = {}
+    for q in queries:
+        groups.setdefault(find(q), []).append(q)
+    order = list(groups.values())
+    rng.shuffle(order)
+    target, val = val_fraction * len(queries), []
+    for g in order:
+        if len(val) >= target:
+            break
+        val.extend(g)
+    val_set = set(val)
+    return (np.array([q for q in queries if q not in val_set], np.int64), np.array(sorted(val), np.int64))
+
+
+def _relevance_map(relevance: Sequence[tuple[int, int, float]]) -> dict[int, dict[int, float]]:
+    rel: dict[int, dict[int, float]] = {}
+    for q, d, r in relevance:
+        rel.setdefault(int(q), {})[int(d)] = float(r)
+    return rel
+
+
+class _Judged:
+    """Per-query candidate lists: relevant documents (graded) then mined hard negatives."""
+
+    def __init__(self, rel: dict[int, dict[int, float]], query_rows: np.ndarray,
+                 negatives: np.ndarray, max_pos: int = 4):
+        n_neg = negatives.shape[1]
+        self.cand = np.zeros((len(query_rows), max_pos + n_neg), np.int64)
+        self.grade = np.zeros(self.cand.shape, np.float32)
+        self.mask = np.zeros(self.cand.shape, np.float32)
+        for i, q in enumerate(query_rows):
+            pos = sorted(((r, d) for d, r in rel.get(int(q), {}).items() if r > 0), reverse=True)[:max_pos]
+            for j, (r, d) in enumerate(pos):
+                self.cand[i, j], self.grade[i, j], self.mask[i, j] = d, r, 1
+            self.cand[i, max_pos:] = negatives[i]
+            self.mask[i, max_pos:] = 1
+
+
+def _hard_negatives(adaptor: MatryoshkaAdaptor, queries: np.ndarray, corpus: np.ndarray,
+                    relevant: dict[int, dict[int, float]], query_rows: np.ndarray, n: int) -> np.ndarray:
+    """The top-ranked non-relevant documents of each query under the stage-1 adaptor."""
+    extra = max((len(relevant.get(int(q), {})) for q in query_rows), default=0)
+    top = exact_search(normalize_rows(adaptor.transform(queries[query_rows])),
+                       normalize_rows(adaptor.transform(corpus)), n + extra)
+    out = np.empty((len(query_rows), n), np.int64)
+    for i, q in enumerate(query_rows):
+        keep = [d for d in top[i] if d not in relevant.get(int(q), {})]
+        out[i] = keep[:n]
+    return out
+
+
+def _val_ndcg(adaptor: MatryoshkaAdaptor, queries: np.ndarray, corpus: np.ndarray,
+              relevant: dict[int, dict[int, float]], val_rows: np.ndarray, levels) -> float:
+    """Mean over levels of nDCG@10 on the validation queries (train labels only)."""
+    from ..evaluation.metrics import ndcg_at_k
+    docs, q = adaptor.transform(corpus), adaptor.transform(queries[val_rows])
+    qrels = {int(r): {str(d): int(round(g)) for d, g in relevant[int(r)].items()} for r in val_rows}
+    scores = []
+    for m in levels:
+        top = exact_search(normalize_rows(q[:, :m]), normalize_rows(docs[:, :m]), 10)
+        run = {int(r): [str(d) for d in row] for r, row in zip(val_rows, top)}
+        scores.append(ndcg_at_k(run, qrels, 10))
+    return float(np.mean(scores))
+
+
+def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
+                   relevance: Sequence[tuple[int, int, float]], *,
+                   base: MatryoshkaAdaptor | None = None, config: TrainConfig | None = None,
+                   **overrides) -> TrainResult:
+    """Two-stage supervised training: an unsupervised adaptor, then ranking-loss fine-tuning.
+
+    ``relevance`` holds (query row, corpus row, relevance > 0) triples over ``queries`` and
+    ``corpus``. Stage 1 is :func:`fit_unsupervised` with the queries as unlabelled anchors
+    (skipped when ``base`` is given). Stage 2 adds the relevance-weighted ranking loss over
+    each query's relevant documents and its hardest non-relevant ones (mined with the stage-1
+    adaptor), keeps the unsupervised terms, and stops early on nDCG@10 of held-out queries
+    that share no relevant document with the training queries.
+    """
+    cfg = (config or TrainConfig()).with_overrides(**overrides)
+    corpus = normalize_rows(as_matrix(corpus, name="corpus"))
+    dim = corpus.shape[1]
+    queries = normalize_rows(as_matrix(queries, dim=dim, name="queries"))
+    relevance = [(int(q), int(d), float(r)) for q, d, r in relevance]
+    if not relevance:
+        raise MatryIndexError("relevance is empty: supervised training needs (query, doc, score) triples")
+    bad = [(q, d) for q, d, _ in relevance if not (0 <= q < len(queries) and 0 <= d < len(corpus))]
+    if bad:
+        raise MatryIndexError(f"relevance refers to rows outside queries/corpus, e.g. {bad[0]}")
+    start = time.perf_counter()
+    if base is None:
+        base = fit_unsupervised(corpus, queries=queries, config=cfg).adaptor
+    if base.dim != dim:
+        raise MatryIndexError(f"base adaptor is {base.dim}-d, embeddings are {dim}-d")
+    levels = base.levels
+    loss_levels = levels if cfg.include_full or len(levels) == 1 else levels[:-1]
+    rng = _setup(cfg)
+    train_q, val_q = doc_disjoint_split(relevance, cfg.val_fraction, rng)
+    rel = _relevance_map(relevance)
+    negatives = _hard_negatives(base, queries, corpus, rel, train_q, cfg.hard_negatives)
+    judged = _Judged(rel, train_q, negatives)
+    data = _Anchors(corpus, queries[train_q], cfg, rng)
+    module = _TorchAdaptor.from_numpy(base, learn_rotation=cfg.rotation == "pca-learned")
+    settings = {**base.settings, "mode": "supervised", **asdict(cfg), "n_queries": len(queries),
+                "n_train_queries": len(train_q), "n_val_queries": len(val_q)}
+    q_batch = max(8, cfg.batch_size // 4)
+
+    def step_loss():
+        qi = rng.choice(len(train_q), size=min(q_batch, len(train_q)), replace=False)
+        cand = judged.cand[qi]
+        docs, inverse = np.unique(cand.ravel(), return_inverse=True)
+        adapted, _ = module(torch.from_numpy(np.concatenate([queries[train_q[qi]], corpus[docs]])))
+        q_ad = adapted[:len(qi)]
+        c_ad = adapted[len(qi):][torch.from_numpy(inverse)].reshape(len(qi), cand.shape[1], -1)
+        grade, mask = torch.from_numpy(judged.grade[qi]), torch.from_numpy(judged.mask[qi])
+        rank = sum(losses.ranking_loss(losses.prefix_cosines(q_ad, c_ad, m), grade, cfg.rank_scale, mask)
+                   for m in loss_levels) / len(loss_levels)
+        ai = rng.choice(data.train, size=min(cfg.batch_size, len(data.train)), replace=False)
+        unsup, parts = _unsupervised_loss(module, data, ai, loss_levels, cfg, rng)
+        return cfg.w_rank * rank + unsup, {**parts, "rank": float(rank.detach())}
+
+    def evaluate() -> float:
+        with torch.no_grad():
+            return _val_ndcg(module.to_numpy(levels, settings), queries, corpus, rel, val_q, levels)
+
+    _, history, best_step = _train_loop(module, step_loss, evaluate, cfg, cfg.supervised_lr,
+                                        "adaptor (supervised)")
+    adaptor = module.to_numpy(levels, {**settings, "best_step": best_step})
+    return TrainResult(adaptor, history, best_step, time.perf_counter() - start)

@@ -1,0 +1,79 @@
+"""The one small protocol every storage engine implements, and the types it speaks.
+
+The index does everything engine-independent (validation, the adaptor, user ids → keys,
+persistence of the manifest) and hands a backend only clean inputs: adapted float32 vectors
+of the right dimension, unique int64 keys, metadata dicts. A backend stores every prefix
+level and runs the funnel plan its own way: FAISS in numpy over one stored matrix, Qdrant as
+nested prefetches of named vectors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..filters import Node
+from ..funnel import FunnelPlan
+from ..ids import UserId
+
+
+@dataclass
+class Hit:
+    """One search result: the user's id, the full-dimension cosine, the stored metadata."""
+
+    id: UserId
+    score: float
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class Record:
+    """One stored item as :meth:`Backend.get` returns it (``vector`` is the adapted vector)."""
+
+    id: UserId
+    vector: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Storage + funnel search over several prefix levels of adapted vectors."""
+
+    dim: int
+    levels: tuple[int, ...]
+
+    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
+            metadata: list[dict], replace: bool = False) -> None:
+        """Store new records; with ``replace``, existing keys are overwritten. All or nothing."""
+
+    def delete(self, keys: np.ndarray) -> None:
+        """Remove existing keys (the index has checked that they exist)."""
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Boolean mask: which keys are stored."""
+
+    def get(self, keys: np.ndarray) -> list[Record | None]:
+        """Stored records in the order of ``keys`` (None where absent)."""
+
+    def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
+               filter: Node | None = None) -> list[list[Hit]]:
+        """Top-``k`` hits per query through the funnel ``plan``."""
+
+    def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
+        """Exact full-dimension top-``k`` (the reference for recall and tuning)."""
+
+    def __len__(self) -> int: ...
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write what the backend needs to reopen into ``directory``; return its options."""
+
+    def close(self) -> None: ...
+
+
+def level_norms(vectors: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
+    """‖v[:m]‖ for every level m, shape (n, len(levels)); zeros become 1 to avoid NaN."""
+    sq = np.cumsum(np.square(vectors, dtype=np.float32), axis=1, dtype=np.float32)
+    norms = np.sqrt(sq[:, [m - 1 for m in levels]])
+    return np.where(norms > 0, norms, 1.0).astype(np.float32)

@@ -1,0 +1,327 @@
+"""FAISS backend: one stored matrix of adapted vectors, a coarse ANN index, numpy rescoring.
+
+Storage per record: the full adapted vector (float32), one norm per level, and the coarse
+prefix inside the ANN index. Middle levels are *slices* of the full vector divided by their
+stored norm, so they cost no extra copies. Rows are append-only; a delete is a tombstone
+(HNSW cannot remove points), and :meth:`FaissBackend.compact` — run automatically once a
+quarter of the rows are dead — rebuilds without them.
+
+Filters and tombstones become a FAISS ``IDSelectorBitmap`` that the ANN search honours while
+it walks, so k results come back whenever k records match. Very selective filters skip the
+ANN and score the matching rows exactly; either way the result is the filtered top-k.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from .._validation import MatryIndexError, normalize_rows
+from ..filters import Node, matches
+from ..funnel import FunnelPlan
+from ..ids import UserId
+from .base import Hit, Record, level_norms
+
+COARSE_KINDS = ("auto", "flat", "hnsw", "ivf")
+
+
+class FaissBackend:
+    """In-process FAISS storage for a ``dim``-d index with prefix ``levels``.
+
+    ``coarse``: "hnsw" (default above ``flat_threshold`` records with "auto"), "flat"
+    (exact coarse scan), or "ivf" (``IndexIVFFlat``, trained on the first add).
+    """
+
+    kind = "faiss"
+
+    def __init__(self, dim: int, levels: tuple[int, ...], *, coarse: str = "auto", hnsw_m: int = 32,
+                 ef_construction: int = 80, flat_threshold: int = 10_000, nlist: int | None = None,
+                 nprobe: int = 16, compact_fraction: float = 0.25, exact_fraction: float = 0.02):
+        if coarse not in COARSE_KINDS:
+            raise MatryIndexError(f"coarse must be one of {COARSE_KINDS}; got {coarse!r}")
+        self.dim, self.levels = int(dim), tuple(levels)
+        self.coarse_dim = self.levels[0]
+        self.options = {"coarse": coarse, "hnsw_m": hnsw_m, "ef_construction": ef_construction,
+                        "flat_threshold": flat_threshold, "nlist": nlist, "nprobe": nprobe,
+                        "compact_fraction": compact_fraction, "exact_fraction": exact_fraction}
+        self._lock = threading.RLock()
+        self._vectors = np.empty((0, self.dim), np.float32)
+        self._norms = np.empty((0, len(self.levels)), np.float32)
+        self._keys = np.empty(0, np.int64)
+        self._live = np.empty(0, bool)
+        self._n = 0
+        self._ids: list[UserId] = []
+        self._meta: list[dict | None] = []
+        self._row_of: dict[int, int] = {}
+        self._coarse = None
+        self._coarse_kind = "flat"
+
+    # --- structure ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    @property
+    def coarse_kind(self) -> str:
+        return self._coarse_kind
+
+    def _wanted_coarse_kind(self, n: int) -> str:
+        kind = self.options["coarse"]
+        if kind == "auto":
+            return "hnsw" if n >= self.options["flat_threshold"] else "flat"
+        return kind
+
+    def _new_coarse(self, kind: str, train_on: np.ndarray):
+        m = self.coarse_dim
+        if kind == "flat":
+            return faiss.IndexFlatIP(m)
+        if kind == "hnsw":
+            index = faiss.IndexHNSWFlat(m, self.options["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.options["ef_construction"]
+            return index
+        nlist = self.options["nlist"] or max(1, min(int(4 * math.sqrt(max(len(train_on), 1))),
+                                                   len(train_on) // 39 or 1))
+        if len(train_on) < nlist:
+            raise MatryIndexError(f"an IVF coarse index with {nlist} lists needs at least {nlist} "
+                                  f"vectors in its first add; got {len(train_on)}")
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(m), m, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(train_on)
+        return index
+
+    def _coarse_vectors(self, rows: slice | np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(self._vectors[rows, :self.coarse_dim] / self._norms[rows, :1])
+
+    def _rebuild_coarse(self) -> None:
+        """(Re)build the coarse index over rows 0..n-1 (labels = row numbers)."""
+        kind = self._wanted_coarse_kind(len(self))
+        data = self._coarse_vectors(slice(0, self._n))
+        index = self._new_coarse(kind, data)
+        if self._n:
+            index.add(data)
+        self._coarse, self._coarse_kind = index, kind
+
+    def _reserve(self, extra: int) -> None:
+        need = self._n + extra
+        if need <= len(self._vectors):
+            return
+        cap = max(need, 2 * len(self._vectors), 1024)
+
+        def grow(arr: np.ndarray) -> np.ndarray:
+            out = np.empty((cap,) + arr.shape[1:], arr.dtype)
+            out[: self._n] = arr[: self._n]
+            return out
+        self._vectors, self._norms, self._keys, self._live = map(
+            grow, (self._vectors, self._norms, self._keys, self._live))
+
+    # --- writes ------------------------------------------------------------------------
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        return np.fromiter((int(k) in self._row_of for k in keys), bool, count=len(keys))
+
+    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
+            metadata: list[dict], replace: bool = False) -> None:
+        with self._lock:
+            for uid, key in zip(ids, keys):
+                row = self._row_of.get(int(key))
+                if row is not None and self._ids[row] != uid:
+                    raise MatryIndexError(f"id {uid!r} collides with stored id {self._ids[row]!r} "
+                                          "(same 63-bit key); use another id")
+                if row is not None and not replace:
+                    raise MatryIndexError(f"id {uid!r} is already in the index (use upsert to replace)")
+            norms = level_norms(vectors, self.levels)
+            old_n = self._n
+            replaced = [self._row_of[int(k)] for k in keys if int(k) in self._row_of]
+            self._reserve(len(keys))
+            rows = np.arange(old_n, old_n + len(keys))
+            self._vectors[rows], self._norms[rows] = vectors, norms
+            self._keys[rows], self._live[rows] = keys, True
+            self._n = old_n + len(keys)
+            try:
+                if self._coarse is None or self._wanted_coarse_kind(len(self) + len(keys)) != self._coarse_kind:
+                    self._rebuild_coarse()
+                else:
+                    self._coarse.add(self._coarse_vectors(rows))
+            except BaseException:
+                # nothing visible has changed yet except the row counter and the coarse index
+                self._n = old_n
+                self._rebuild_coarse()
+                raise
+            self._live[replaced] = False
+            self._row_of.update((int(key), int(row)) for row, key in zip(rows, keys))
+            self._ids.extend(ids)
+            self._meta.extend(m or None for m in metadata)
+            self._maybe_compact()
+
+    def delete(self, keys: np.ndarray) -> None:
+        with self._lock:
+            rows = [self._row_of.pop(int(k)) for k in keys if int(k) in self._row_of]
+            self._live[rows] = False
+            self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
+        dead = self._n - len(self)
+        if dead > 0 and (len(self) == 0 or dead >= self.options["compact_fraction"] * self._n):
+            self.compact()
+
+    def compact(self) -> None:
+        """Drop tombstoned rows and rebuild the coarse index (row numbers change)."""
+        with self._lock:
+            keep = np.flatnonzero(self._live[: self._n])
+            self._vectors, self._norms = self._vectors[keep].copy(), self._norms[keep].copy()
+            self._keys, self._live = self._keys[keep].copy(), np.ones(len(keep), bool)
+            self._ids = [self._ids[r] for r in keep]
+            self._meta = [self._meta[r] for r in keep]
+            self._n = len(keep)
+            self._row_of = {int(k): r for r, k in enumerate(self._keys)}
+            self._rebuild_coarse()
+
+    # --- reads -------------------------------------------------------------------------
+    def get(self, keys: np.ndarray) -> list[Record | None]:
+        with self._lock:
+            out: list[Record | None] = []
+            for k in keys:
+                row = self._row_of.get(int(k))
+                out.append(None if row is None else
+                           Record(self._ids[row], self._vectors[row].copy(), dict(self._meta[row] or {})))
+            return out
+
+    def _allowed(self, flt: Node | None) -> np.ndarray | None:
+        """Boolean mask of searchable rows, or None when every row is (no filter, no tombstones)."""
+        live = self._live[: self._n]
+        if flt is None:
+            return None if live.all() else live.copy()
+        mask = live.copy()
+        for r in np.flatnonzero(mask):
+            mask[r] = matches(flt, self._meta[r] or {})
+        return mask
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
+        return [Hit(self._ids[r], float(s), dict(self._meta[r] or {}))
+                for r, s in zip(rows, scores) if r >= 0]
+
+    def _rescore(self, q_prefix: np.ndarray, rows: np.ndarray, level_index: int) -> np.ndarray:
+        """Cosine at one level between each query and its own candidate rows (-1 = none)."""
+        m = self.levels[level_index]
+        safe = np.where(rows >= 0, rows, 0)
+        cand = self._vectors[safe, :m]                       # (nq, C, m)
+        scores = np.einsum("qcm,qm->qc", cand, q_prefix) / self._norms[safe, level_index]
+        return np.where(rows >= 0, scores, -np.inf)
+
+    def _exact_rows(self, queries: np.ndarray, k: int, allowed: np.ndarray | None):
+        rows = np.arange(self._n) if allowed is None else np.flatnonzero(allowed)
+        q = normalize_rows(queries)
+        if len(rows) == 0:
+            return np.full((len(q), 0), -1), np.empty((len(q), 0), np.float32)
+        scores = q @ self._vectors[rows].T / self._norms[rows, -1]
+        k = min(k, len(rows))
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(scores, top, 1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        return rows[np.take_along_axis(top, order, 1)], np.take_along_axis(top_scores, order, 1)
+
+    def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
+        with self._lock:
+            rows, scores = self._exact_rows(queries, k, self._allowed(filter))
+            return [self._hits(r, s) for r, s in zip(rows, scores)]
+
+    def _coarse_search(self, q_coarse: np.ndarray, count: int, allowed: np.ndarray | None,
+                       ef: int) -> np.ndarray:
+        sel = None
+        if allowed is not None:
+            bitmap = np.packbits(allowed, bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        if self._coarse_kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
+        elif self._coarse_kind == "ivf":
+            params = faiss.SearchParametersIVF(nprobe=self.options["nprobe"], sel=sel)
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        _, rows = self._coarse.search(q_coarse, count, params=params)
+        return rows
+
+    def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
+               filter: Node | None = None) -> list[list[Hit]]:
+        with self._lock:
+            allowed = self._allowed(filter)
+            n_ok = self._n if allowed is None else int(allowed.sum())
+            if n_ok == 0:
+                return [[] for _ in range(len(queries))]
+            stages = plan.stages(self.levels, k, n_ok)
+            # a very selective filter: exact search over the few matches beats walking the graph
+            if (allowed is not None and n_ok <= self.options["exact_fraction"] * self._n) or len(stages) == 1:
+                rows, scores = self._exact_rows(queries, k, allowed)
+                return [self._hits(r, s) for r, s in zip(rows, scores)]
+            ef = plan.ef_for(stages[0][1])
+            level_index = {m: i for i, m in enumerate(self.levels)}
+            out: list[list[Hit]] = []
+            for s in range(0, len(queries), 256):
+                q = queries[s:s + 256]
+                rows = self._coarse_search(normalize_rows(q[:, :self.coarse_dim]), stages[0][1], allowed, ef)
+                scores = None
+                for level, kept in stages[1:]:
+                    scores = self._rescore(normalize_rows(q[:, :level]), rows, level_index[level])
+                    kept = min(kept, rows.shape[1])
+                    top = np.argpartition(-scores, kept - 1, axis=1)[:, :kept]
+                    rows, scores = np.take_along_axis(rows, top, 1), np.take_along_axis(scores, top, 1)
+                order = np.argsort(-scores, axis=1, kind="stable")
+                rows, scores = np.take_along_axis(rows, order, 1), np.take_along_axis(scores, order, 1)
+                for i, (r, sc) in enumerate(zip(rows, scores)):
+                    hits = self._hits(r[np.isfinite(sc)], sc[np.isfinite(sc)])
+                    if len(hits) < min(k, n_ok):  # the graph ran dry under a filter: fall back to exact
+                        er, es = self._exact_rows(q[i:i + 1], k, allowed)
+                        hits = self._hits(er[0], es[0])
+                    out.append(hits)
+            return out
+
+    # --- persistence -------------------------------------------------------------------
+    def save(self, directory: Path) -> dict[str, Any]:
+        with self._lock:
+            if self._n != len(self):
+                self.compact()
+            n = self._n
+            np.save(directory / "vectors.npy", self._vectors[:n])
+            with (directory / "records.jsonl").open("w", encoding="utf-8") as fh:
+                for uid, meta in zip(self._ids, self._meta):
+                    fh.write(json.dumps({"id": uid, "metadata": meta or {}}) + "\n")
+            if self._coarse is not None:
+                faiss.write_index(self._coarse, str(directory / "coarse.faiss"))
+            return {**self.options, "coarse_kind": self._coarse_kind}
+
+    @classmethod
+    def load(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any]) -> "FaissBackend":
+        from ..ids import key_for
+        opts = dict(options)
+        coarse_kind = opts.pop("coarse_kind", "flat")
+        backend = cls(dim, levels, **opts)
+        try:
+            vectors = np.load(directory / "vectors.npy")
+            records = [json.loads(line) for line in
+                       (directory / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+        except (OSError, ValueError) as exc:
+            raise MatryIndexError(f"{directory}: cannot read the FAISS backend files: {exc}") from None
+        if vectors.shape != (len(records), dim):
+            raise MatryIndexError(f"{directory}: {len(records)} records but vectors of shape {vectors.shape}")
+        backend._vectors = np.ascontiguousarray(vectors, np.float32)
+        backend._norms = level_norms(backend._vectors, backend.levels)
+        backend._ids = [r["id"] for r in records]
+        backend._meta = [r["metadata"] or None for r in records]
+        backend._keys = np.fromiter((key_for(i) for i in backend._ids), np.int64, count=len(records))
+        backend._live = np.ones(len(records), bool)
+        backend._n = len(records)
+        backend._row_of = {int(k): r for r, k in enumerate(backend._keys)}
+        coarse_path = directory / "coarse.faiss"
+        if coarse_path.exists():
+            try:
+                backend._coarse = faiss.read_index(str(coarse_path))
+            except RuntimeError as exc:
+                raise MatryIndexError(f"{coarse_path}: corrupt FAISS index: {exc}") from None
+            if backend._coarse.ntotal != len(records):
+                raise MatryIndexError(f"{coarse_path} holds {backend._coarse.ntotal} vectors, expected {len(records)}")
+            backend._coarse_kind = coarse_kind
+        return backend
+
+    def close(self) -> None:
+        """Nothing to release: the FAISS backend lives in memory."""

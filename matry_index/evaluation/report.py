@@ -1,0 +1,64 @@
+"""Tables and plots of quality against dimension, one row/line per method."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+# results: method -> level -> metric -> list of values (one per seed)
+Results = Mapping[str, Mapping[int, Mapping[str, Sequence[float]]]]
+
+
+def summarize(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single run)."""
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def markdown_table(results: Results, metric: str = "ndcg@10", title: str | None = None) -> str:
+    """A Markdown table: methods as rows, levels as columns, ``mean ± sd`` cells."""
+    levels = sorted({m for per_level in results.values() for m in per_level})
+    lines = [f"**{title}**", ""] if title else []
+    lines.append("| method | " + " | ".join(str(m) for m in levels) + " |")
+    lines.append("|---|" + "---|" * len(levels))
+    for method, per_level in results.items():
+        cells = []
+        for m in levels:
+            vals = per_level.get(m, {}).get(metric)
+            if not vals:
+                cells.append("–")
+                continue
+            mean, sd = summarize(vals)
+            cells.append(f"{mean:.3f}" + (f" ± {sd:.3f}" if len(vals) > 1 else ""))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: Results, path: str | Path, metric: str = "ndcg@10", title: str = "") -> Path:
+    """PNG of ``metric`` against dimension (log scale), error bars = sd over seeds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    for method, per_level in results.items():
+        levels = sorted(m for m in per_level if per_level[m].get(metric))
+        stats = [summarize(per_level[m][metric]) for m in levels]
+        ax.errorbar(levels, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o",
+                    capsize=3, label=method)
+    ax.set_xscale("log", base=2)
+    all_levels = sorted({m for per_level in results.values() for m in per_level})
+    ax.set_xticks(all_levels)
+    ax.set_xticklabels([str(m) for m in all_levels])
+    ax.set_xlabel("dimensions kept (prefix length)")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

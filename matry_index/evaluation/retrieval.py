@@ -1,0 +1,73 @@
+"""Exact search at each prefix level and the metrics of the resulting rankings."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import MatryIndexError
+from ..data import BeirDataset, EmbeddingSet
+from .baselines import truncate
+from .metrics import ndcg_at_k, recall_at_k
+
+
+@dataclass
+class RetrievalTask:
+    """Everything needed to score a retrieval method on one split: vectors, ids and qrels."""
+
+    doc_ids: list[str]
+    docs: np.ndarray
+    query_ids: list[str]
+    queries: np.ndarray
+    qrels: Mapping[str, Mapping[str, int]]
+
+    def subset(self, query_ids: Sequence[str]) -> "RetrievalTask":
+        """The same corpus with only ``query_ids`` (e.g. SciFact's 'fresh' test queries)."""
+        keep = set(query_ids)
+        rows = [r for r, q in enumerate(self.query_ids) if q in keep]
+        return RetrievalTask(self.doc_ids, self.docs, [self.query_ids[r] for r in rows],
+                             self.queries[rows], {q: self.qrels[q] for q in query_ids if q in self.qrels})
+
+
+def task_from_beir(dataset: BeirDataset, corpus: EmbeddingSet, queries: EmbeddingSet,
+                   split: str) -> RetrievalTask:
+    """A task over the whole corpus and the queries judged in ``split``."""
+    qrels = dataset.split(split)
+    qids = [q for q in qrels if q in queries._row]
+    if not qids:
+        raise MatryIndexError(f"none of the {split} queries has an embedding")
+    return RetrievalTask(list(corpus.ids), corpus.vectors, qids, queries.take(qids),
+                         {q: qrels[q] for q in qids})
+
+
+def exact_search(queries: np.ndarray, docs: np.ndarray, k: int, batch: int = 1024) -> np.ndarray:
+    """Row indices of the top-``k`` docs by inner product for each query, best first."""
+    k = min(k, docs.shape[0])
+    out = np.empty((queries.shape[0], k), dtype=np.int64)
+    for s in range(0, queries.shape[0], batch):
+        scores = queries[s:s + batch] @ docs.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        out[s:s + batch] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
+def evaluate_levels(task: RetrievalTask, levels: Sequence[int],
+                    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                    ndcg_k: int = 10, recall_k: int = 100) -> dict[int, dict[str, float]]:
+    """nDCG@ndcg_k and recall@recall_k of exact search on each prefix of ``transform(x)``.
+
+    ``transform`` (an adaptor's or a rotation's) is applied to docs and queries alike; each
+    prefix is re-normalised, so the search is cosine at every level.
+    """
+    docs = transform(task.docs) if transform else task.docs
+    queries = transform(task.queries) if transform else task.queries
+    depth = max(ndcg_k, recall_k)
+    results = {}
+    for m in levels:
+        top = exact_search(truncate(queries, m), truncate(docs, m), depth)
+        run = {q: [task.doc_ids[j] for j in row] for q, row in zip(task.query_ids, top)}
+        results[int(m)] = {f"ndcg@{ndcg_k}": ndcg_at_k(run, task.qrels, ndcg_k),
+                           f"recall@{recall_k}": recall_at_k(run, task.qrels, recall_k)}
+    return results

@@ -1,0 +1,56 @@
+"""User ids ↔ the unsigned 63-bit integer keys that FAISS and Qdrant store.
+
+Users pass strings or non-negative ints. Ints keep their value (so existing numeric ids stay
+readable in the engine); strings are hashed (BLAKE2b, 63 bits). Every backend keeps the user
+id next to its key and refuses a second id that hashes to a key already taken, so a
+collision can never silently overwrite a record.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Union
+
+import numpy as np
+
+from ._validation import MatryIndexError
+
+UserId = Union[str, int]
+_MAX_KEY = (1 << 63) - 1
+
+
+def key_for(user_id: UserId) -> int:
+    """The engine key of one user id."""
+    if isinstance(user_id, (bool, np.bool_)):
+        raise MatryIndexError(f"ids must be str or int, not bool ({user_id!r})")
+    if isinstance(user_id, (int, np.integer)):
+        if not 0 <= int(user_id) <= _MAX_KEY:
+            raise MatryIndexError(f"integer ids must be in 0..2^63-1; got {user_id}")
+        return int(user_id)
+    if isinstance(user_id, str):
+        if not user_id:
+            raise MatryIndexError("ids must not be empty strings")
+        digest = hashlib.blake2b(user_id.encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "little") & _MAX_KEY
+    raise MatryIndexError(f"ids must be str or int; got {type(user_id).__name__} ({user_id!r})")
+
+
+def normalize_id(user_id: UserId) -> UserId:
+    """numpy integers become plain ints, so ids round-trip through JSON unchanged."""
+    return int(user_id) if isinstance(user_id, np.integer) else user_id
+
+
+def keys_for(ids: Iterable[UserId]) -> tuple[list[UserId], np.ndarray]:
+    """Validated ids (duplicates in one call are refused) and their keys as int64."""
+    ids = [normalize_id(i) for i in ids]
+    keys = np.fromiter((key_for(i) for i in ids), dtype=np.int64, count=len(ids))
+    if len(np.unique(keys)) != len(keys):
+        seen: set[int] = set()
+        dup = next(i for i, k in zip(ids, keys) if k in seen or seen.add(int(k)))
+        raise MatryIndexError(f"duplicate id in one call: {dup!r}")
+    return ids, keys
+
+
+def check_count(ids: Sequence, n: int, what: str = "vectors") -> None:
+    if len(ids) != n:
+        raise MatryIndexError(f"got {len(ids)} ids for {n} {what}")
