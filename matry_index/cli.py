@@ -49,9 +49,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     dim = exp.corpus.vectors.shape[1]
     levels = tuple(m for m in _levels(args.levels) if m < dim) + (dim,)
     print(f"{len(exp.corpus.ids)} docs x {dim} dims; {len(exp.train_queries())} train queries")
-    t0 = time.perf_counter()
-    adaptors = fit_adaptors(exp, seed=args.seed, supervised=not args.unsupervised_only, levels=levels)
-    print(f"adaptors fitted in {time.perf_counter() - t0:.1f}s")
+    fits = fit_adaptors(exp, seed=args.seed, supervised=not args.unsupervised_only, levels=levels)
+    adaptors = {name: fit.adaptor for name, fit in fits.items()}
+    print("fitted: " + ", ".join(f"{name} in {fit.seconds:.1f}s" for name, fit in fits.items()))
     results = compare(exp, adaptors, levels)
     report = _print_tables(results, levels, f"{Path(args.data).name} test")
     png = plot({m: {lv: {k: [v] for k, v in met.items()} for lv, met in per.items()} for m, per in results.items()},
@@ -93,8 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     exp = load_experiment(args.data, args.embeddings, args.model)
     dim = exp.corpus.vectors.shape[1]
     levels = tuple(m for m in _levels(args.levels) if m < dim) + (dim,)
-    adaptors = fit_adaptors(exp, seed=args.seed, supervised=args.supervised, levels=levels)
-    adaptor = adaptors["supervised adaptor" if args.supervised else "unsupervised adaptor"]
+    fits = fit_adaptors(exp, seed=args.seed, supervised=args.supervised, levels=levels)
+    adaptor = fits["supervised adaptor" if args.supervised else "unsupervised adaptor"].adaptor
     adaptor.save(args.out)
     print(f"saved {adaptor} to {args.out}")
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._validation import MatryIndexError
 from .adaptor import MatryoshkaAdaptor
+from .adaptor.training import TrainResult
 from .data import BeirDataset, EmbeddingSet, load_beir, load_embeddings, save_embeddings
 from .evaluation import PCARotation, RetrievalTask, evaluate_levels, task_from_beir
 
@@ -73,19 +74,23 @@ def load_experiment(data_dir: str | Path, embeddings_dir: str | Path | None = No
 
 
 def fit_adaptors(exp: Experiment, seed: int = 0, supervised: bool = True,
-                 levels: Sequence[int] | None = None, **overrides) -> dict[str, MatryoshkaAdaptor]:
-    """Unsupervised (corpus + unlabelled train queries) and supervised (train qrels) adaptors."""
+                 levels: Sequence[int] | None = None, **overrides) -> dict[str, TrainResult]:
+    """Unsupervised (corpus + unlabelled train queries) and supervised (train qrels) fits.
+
+    Only the train split is read: its query vectors as anchors and, for the supervised
+    stage, its relevance judgements.
+    """
     from .adaptor.training import TrainConfig, fit_supervised, fit_unsupervised
 
     cfg = TrainConfig(seed=seed, **({"levels": tuple(levels)} if levels else {})).with_overrides(**overrides)
     train_q, triples = exp.relevance("train")
     unsup = fit_unsupervised(exp.corpus.vectors, queries=train_q, config=cfg)
-    out = {"unsupervised adaptor": unsup.adaptor}
+    out = {"unsupervised adaptor": unsup}
     if supervised:
         if not triples:
             raise MatryIndexError("the train split has no usable relevance judgements")
         out["supervised adaptor"] = fit_supervised(exp.corpus.vectors, train_q, triples,
-                                                   base=unsup.adaptor, config=cfg).adaptor
+                                                   base=unsup.adaptor, config=cfg)
     return out
 
 

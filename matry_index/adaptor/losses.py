@@ -8,21 +8,37 @@ are :func:`similarity_preservation_loss` called on different inputs.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
 
-def prefix_cosines(anchors: torch.Tensor, others: torch.Tensor, m: int) -> torch.Tensor:
-    """Cosines between the first ``m`` coordinates of ``anchors`` (B, d) and ``others``.
+def prefix_cosines_multi(anchors: torch.Tensor, others: torch.Tensor,
+                         levels: Sequence[int]) -> torch.Tensor:
+    """Cosines between the first m coordinates of ``anchors`` (B, d) and ``others``, for
+    every m in ``levels`` at once; returns (len(levels), B, n).
 
     ``others`` is (B, n, d) — a separate set per anchor — or (n, d), shared by all anchors.
-    Returns (B, n).
+    Dot products and squared norms are computed once per segment between consecutive levels
+    and accumulated, so all prefixes cost one pass over the coordinates (and one backward).
     """
-    a = F.normalize(anchors[..., :m], dim=-1)
-    b = F.normalize(others[..., :m], dim=-1)
-    if b.dim() == 2:
-        return a @ b.T
-    return torch.einsum("bd,bnd->bn", a, b)
+    dots, a_sq, o_sq, lo = [], [], [], 0
+    for hi in levels:
+        a, o = anchors[:, lo:hi], others[..., lo:hi]
+        dots.append(a @ o.T if o.dim() == 2 else torch.einsum("bd,bnd->bn", a, o))
+        a_sq.append(a.square().sum(-1))
+        o_sq.append(o.square().sum(-1))
+        lo = hi
+    dots, a_sq, o_sq = (torch.stack(t).cumsum(0) for t in (dots, a_sq, o_sq))
+    if others.dim() == 2:
+        o_sq = o_sq.unsqueeze(1)  # (L, 1, n): shared by every anchor
+    return dots / (a_sq.unsqueeze(-1) * o_sq).clamp_min(1e-12).sqrt()
+
+
+def prefix_cosines(anchors: torch.Tensor, others: torch.Tensor, m: int) -> torch.Tensor:
+    """Cosines of the re-normalised first ``m`` coordinates; (B, n). See :func:`prefix_cosines_multi`."""
+    return prefix_cosines_multi(anchors, others, (m,))[0]
 
 
 def similarity_preservation_loss(target: torch.Tensor, pred: torch.Tensor,

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ class MatryoshkaAdaptor:
             cfg = json.loads(cfg_path.read_text())
             with np.load(weights_path) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
             raise MatryIndexError(f"{directory} holds a corrupt adaptor: {exc}") from None
         if cfg.get("kind") != "matryoshka-adaptor" or cfg.get("format_version") != FORMAT_VERSION:
             raise MatryIndexError(f"{directory} is not a matry_index adaptor (format {cfg.get('format_version')})")

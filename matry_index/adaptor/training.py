@@ -184,9 +184,9 @@ def _similarity_terms(module: _TorchAdaptor, anchors: np.ndarray, corpus: np.nda
         t_nbr = losses.prefix_cosines(a_t, torch.from_numpy(corpus[nbr_idx]), a_t.shape[1])
         t_rand = losses.prefix_cosines(a_t, torch.from_numpy(corpus[rand_idx]), a_t.shape[1])
     terms = {"topk": 0.0, "pair": 0.0, "listwise": 0.0}
-    for m in levels:
-        p_nbr = losses.prefix_cosines(a_ad, n_ad, m)
-        p_rand = losses.prefix_cosines(a_ad, r_ad, m)
+    all_nbr = losses.prefix_cosines_multi(a_ad, n_ad, levels)
+    all_rand = losses.prefix_cosines_multi(a_ad, r_ad, levels)
+    for p_nbr, p_rand in zip(all_nbr, all_rand):
         terms["topk"] = terms["topk"] + losses.similarity_preservation_loss(t_nbr, p_nbr)
         terms["pair"] = terms["pair"] + losses.similarity_preservation_loss(t_rand, p_rand)
         if cfg.w_listwise:
@@ -250,8 +250,8 @@ def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             module.eval()
             score = evaluate()
-            history.append({"step": step, "loss": float(loss), **parts, "score": score})
-            bar.set_postfix(loss=f"{float(loss):.4f}", val=f"{score:.4f}")
+            history.append({"step": step, "loss": float(loss.detach()), **parts, "score": score})
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", val=f"{score:.4f}")
             if score > best_score + 1e-5:
                 best_score, best_state, best_step, stale = score, copy.deepcopy(module.state_dict()), step, 0
             else:
@@ -441,8 +441,8 @@ def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
         q_ad = adapted[:len(qi)]
         c_ad = adapted[len(qi):][torch.from_numpy(inverse)].reshape(len(qi), cand.shape[1], -1)
         grade, mask = torch.from_numpy(judged.grade[qi]), torch.from_numpy(judged.mask[qi])
-        rank = sum(losses.ranking_loss(losses.prefix_cosines(q_ad, c_ad, m), grade, cfg.rank_scale, mask)
-                   for m in loss_levels) / len(loss_levels)
+        rank = sum(losses.ranking_loss(scores, grade, cfg.rank_scale, mask)
+                   for scores in losses.prefix_cosines_multi(q_ad, c_ad, loss_levels)) / len(loss_levels)
         ai = rng.choice(data.train, size=min(cfg.batch_size, len(data.train)), replace=False)
         unsup, parts = _unsupervised_loss(module, data, ai, loss_levels, cfg, rng)
         return cfg.w_rank * rank + unsup, {**parts, "rank": float(rank.detach())}

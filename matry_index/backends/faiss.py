@@ -250,8 +250,10 @@ class FaissBackend:
             if n_ok == 0:
                 return [[] for _ in range(len(queries))]
             stages = plan.stages(self.levels, k, n_ok)
-            # a very selective filter: exact search over the few matches beats walking the graph
-            if (allowed is not None and n_ok <= self.options["exact_fraction"] * self._n) or len(stages) == 1:
+            # exact search over the matches when the first stage would have to return them all
+            # anyway, or a filter is so selective that walking the graph would mostly skip nodes
+            selective = allowed is not None and n_ok <= self.options["exact_fraction"] * self._n
+            if selective or len(stages) == 1 or n_ok <= stages[0][1]:
                 rows, scores = self._exact_rows(queries, k, allowed)
                 return [self._hits(r, s) for r, s in zip(rows, scores)]
             ef = plan.ef_for(stages[0][1])

@@ -1,0 +1,100 @@
+"""Adaptor quality benchmark: nDCG@10 and recall@100 per prefix level, mean ± sd over seeds.
+
+For each BEIR set: plain truncation, PCA (fitted on the corpus), the unsupervised adaptor
+(corpus + unlabelled train queries) and the supervised adaptor (train qrels), all scored on the
+test split; for SciFact also on its "fresh" test queries (no relevant doc shared with a train
+query), where memorising popular documents cannot help. Fit times are recorded per seed.
+
+    python benchmarks/quality.py                       # SciFact + docstrings, 3 seeds
+    python benchmarks/quality.py --sets scifact --seeds 1
+
+Writes ``benchmarks/results/quality.json``, ``quality.md`` and one PNG per set and query subset.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from matry_index.evaluation.report import markdown_table, plot, summarize  # noqa: E402
+from matry_index.experiment import compare, fit_adaptors, load_experiment  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], levels: tuple[int, ...],
+            fresh: bool) -> dict:
+    exp = load_experiment(data, embeddings)
+    dim = exp.corpus.vectors.shape[1]
+    levels = tuple(m for m in levels if m < dim) + (dim,)
+    subsets = {"all test queries": None}
+    if fresh:
+        subsets["fresh test queries"] = exp.fresh_test_queries()
+    scores: dict = {s: {} for s in subsets}
+    times: dict = {}
+    for seed in seeds:
+        print(f"[{name}] seed {seed}: fitting ...", flush=True)
+        fits = fit_adaptors(exp, seed=seed, levels=levels)
+        for method, fit in fits.items():
+            times.setdefault(method, []).append(fit.seconds)
+        adaptors = {m: f.adaptor for m, f in fits.items()}
+        for subset, qids in subsets.items():
+            result = compare(exp, adaptors, levels, query_ids=qids)
+            for method, per_level in result.items():
+                for level, metrics in per_level.items():
+                    for metric, value in metrics.items():
+                        scores[subset].setdefault(method, {}).setdefault(level, {}).setdefault(metric, []).append(value)
+        print(f"[{name}] seed {seed}: " + ", ".join(f"{m} {t[-1]:.0f}s" for m, t in times.items()), flush=True)
+    return {"levels": list(levels), "n_docs": len(exp.corpus.ids), "dim": dim,
+            "subsets": {s: len(q) if q is not None else len(exp.task().query_ids) for s, q in subsets.items()},
+            "scores": scores, "fit_seconds": times,
+            "settings": fits["supervised adaptor"].adaptor.settings}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=["scifact", "docstrings"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--levels", default="32,64,128,192,256")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding folder name under <set>/embeddings")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    levels = tuple(int(x) for x in args.levels.split(","))
+    report = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
+                          "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()},
+              "model": args.model, "seeds": list(range(args.seeds)), "sets": {}}
+    tag = "" if args.model == "all-MiniLM-L6-v2" else f"_{args.model}"
+    md = [f"# Adaptor quality ({args.model}, {args.seeds} seed(s), mean ± sd)", ""]
+    for name in args.sets:
+        data = SHARED / name
+        t0 = time.perf_counter()
+        res = run_set(name, data, data / "embeddings" / args.model, list(range(args.seeds)), levels,
+                      fresh=name == "scifact")
+        res["wall_seconds"] = time.perf_counter() - t0
+        report["sets"][name] = res
+        for subset, table in res["scores"].items():
+            for metric in ("ndcg@10", "recall@100"):
+                md += [markdown_table(table, metric, f"{name}, {subset} ({res['subsets'][subset]}): {metric}"), ""]
+            plot(table, out / f"quality_{name}{tag}_{subset.split()[0]}.png",
+                 title=f"{name} ({subset}), {args.model}")
+        md.append("Fit seconds (2-core machine): " + ", ".join(
+            f"{m} {summarize(t)[0]:.0f} ± {summarize(t)[1]:.0f}" for m, t in res["fit_seconds"].items()))
+        md.append("")
+        (out / f"quality{tag}.json").write_text(json.dumps(report, indent=2, default=str))
+        (out / f"quality{tag}.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

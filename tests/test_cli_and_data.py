@@ -1,0 +1,99 @@
+"""BEIR loading, metrics, the CLI's build/search commands, and the train/test wall."""
+import json
+
+import numpy as np
+import pytest
+
+from matry_index import MatryIndexError
+from matry_index.cli import main
+from matry_index.data import load_beir, load_embeddings, save_embeddings
+from matry_index.evaluation import ndcg_at_k, recall_at_k
+from matry_index.filters import matches, parse_filter
+
+from .conftest import SCIFACT
+
+
+def test_load_beir_scifact_counts():
+    ds = load_beir(SCIFACT)
+    assert len(ds.corpus) == 5183 and len(ds.queries) == 1109
+    assert len(ds.split("train")) == 809 and len(ds.split("test")) == 300
+    with pytest.raises(MatryIndexError, match="no qrels split"):
+        ds.split("dev")
+
+
+def test_load_beir_refuses_non_beir_folder(tmp_path):
+    with pytest.raises(MatryIndexError, match="not a BEIR folder"):
+        load_beir(tmp_path)
+
+
+def test_embedding_cache_round_trip(tmp_path, rng):
+    vecs = rng.standard_normal((3, 4)).astype(np.float32)
+    save_embeddings(tmp_path, "corpus", ["a", "b", "c"], vecs)
+    loaded = load_embeddings(tmp_path, "corpus")
+    assert loaded.ids == ["a", "b", "c"] and np.array_equal(loaded.vectors, vecs)
+    assert np.array_equal(loaded.take(["c", "a"]), vecs[[2, 0]])
+    with pytest.raises(MatryIndexError, match="no embedding"):
+        loaded.take(["zzz"])
+    with pytest.raises(MatryIndexError, match="not unique"):
+        save_embeddings(tmp_path, "dup", ["a", "a", "b"], vecs)
+
+
+def test_ndcg_and_recall_by_hand():
+    qrels = {"q1": {"d1": 1, "d2": 2}, "q2": {"d9": 1}, "q3": {}}
+    run = {"q1": ["d2", "d3", "d1"], "q2": ["d5"]}
+    # q1: DCG = 2/log2(2) + 1/log2(4) = 2.5 ; IDCG = 2 + 1/log2(3) ; q2: 0 ; q3 skipped (no relevant)
+    expected_q1 = 2.5 / (2 + 1 / np.log2(3))
+    assert ndcg_at_k(run, qrels, 10) == pytest.approx(expected_q1 / 2)
+    assert ndcg_at_k(run, qrels, 1, per_query=True)["q1"] == pytest.approx(2 / 2)
+    assert recall_at_k(run, qrels, 2) == pytest.approx((0.5 + 0) / 2)
+
+
+def test_exact_search_reproduces_published_scifact_ndcg(scifact_experiment):
+    from matry_index.evaluation import evaluate_levels
+    res = evaluate_levels(scifact_experiment.task("test"), [64, 384])
+    assert res[384]["ndcg@10"] == pytest.approx(0.6451, abs=5e-4)
+    assert res[64]["ndcg@10"] == pytest.approx(0.484, abs=2e-3)
+
+
+def test_filter_language():
+    meta = {"lang": "en", "year": 2021, "tags": "x"}
+    assert matches(parse_filter({"lang": "en", "year": {"$gte": 2020, "$lt": 2022}}), meta)
+    assert not matches(parse_filter({"year": {"$gt": 2021}}), meta)
+    assert matches(parse_filter({"$or": [{"lang": "de"}, {"tags": {"$in": ["x", "y"]}}]}), meta)
+    assert matches(parse_filter({"$not": {"lang": "de"}}), meta)
+    assert not matches(parse_filter({"missing": {"$gte": 1}}), meta)
+    assert matches(parse_filter({"missing": {"$ne": 1}}), meta)
+    assert parse_filter({}) is None
+    for bad in ({"x": {"$like": 1}}, {"$xor": []}, {"x": {"$gt": "a"}}, ["x"]):
+        with pytest.raises(MatryIndexError):
+            parse_filter(bad)
+
+
+def test_fitting_never_reads_test_qrels(scifact_experiment, monkeypatch):
+    """fit_adaptors may read the train split only; reading 'test' fails the test."""
+    from matry_index.data.beir import BeirDataset
+    from matry_index.experiment import fit_adaptors
+    original = BeirDataset.split
+
+    def guarded(self, name):
+        assert name != "test", "training read the test qrels"
+        return original(self, name)
+    monkeypatch.setattr(BeirDataset, "split", guarded)
+    fits = fit_adaptors(scifact_experiment, seed=0, max_steps=4, eval_every=2, batch_size=32, neighbours=4)
+    assert set(fits) == {"unsupervised adaptor", "supervised adaptor"}
+
+
+def test_cli_build_and_search(tmp_path, small_corpus, capsys):
+    ids, docs, queries = small_corpus
+    np.save(tmp_path / "docs.npy", docs[:300])
+    (tmp_path / "docs.ids").write_text("\n".join(ids[:300]))
+    (tmp_path / "payload.jsonl").write_text("\n".join(json.dumps({"i": i}) for i in range(300)))
+    np.save(tmp_path / "q.npy", docs[:2])
+    assert main(["build", "--embeddings", str(tmp_path / "docs.npy"), "--ids", str(tmp_path / "docs.ids"),
+                 "--payload", str(tmp_path / "payload.jsonl"), "--out", str(tmp_path / "ix")]) == 0
+    capsys.readouterr()
+    assert main(["search", "--index", str(tmp_path / "ix"), "--queries", str(tmp_path / "q.npy"), "-k", "3",
+                 "--filter", '{"i": {"$gte": 1}}']) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert lines[0]["hits"][0]["id"] != ids[0] and lines[1]["hits"][0]["id"] == ids[1]
+    assert main(["search", "--index", str(tmp_path / "nope"), "--queries", str(tmp_path / "q.npy")]) == 2

@@ -1,0 +1,249 @@
+"""MatryoshkaIndex over the FAISS backend, on real SciFact vectors."""
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from matry_index import AdaptorMismatchError, FunnelPlan, MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex
+
+
+def ids_of(hits):
+    return [h.id for h in hits]
+
+
+@pytest.fixture()
+def index(small_corpus):
+    ids, docs, _ = small_corpus
+    idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw")
+    idx.add(ids, docs, [{"n": i % 50, "tag": "even" if i % 2 == 0 else "odd"} for i in range(len(ids))])
+    return idx
+
+
+def test_funnel_equals_exact_search_when_candidates_cover_the_corpus(index, small_corpus):
+    _, docs, queries = small_corpus
+    everything = FunnelPlan((len(docs), len(docs), len(docs)))
+    funnel = index.search(queries, k=10, plan=everything)
+    exact = index.search(queries, k=10, exact=True)
+    assert [ids_of(h) for h in funnel] == [ids_of(h) for h in exact]
+    # and exact search agrees with plain numpy cosine on the original vectors
+    norm = docs / np.linalg.norm(docs, axis=1, keepdims=True)
+    top = np.argsort(-(queries @ norm.T), axis=1)[:, :10]
+    ids = index.backend._ids
+    assert [ids_of(h) for h in exact] == [[ids[j] for j in row] for row in top]
+
+
+def test_single_query_returns_one_list(index, small_corpus):
+    _, _, queries = small_corpus
+    hits = index.search(queries[0], k=5)
+    assert len(hits) == 5 and all(isinstance(h.id, str) for h in hits)
+    assert hits == index.search(queries[:1], k=5)[0]
+    assert hits[0].score >= hits[-1].score
+
+
+def test_tuned_plan_reaches_target_on_held_out_queries(scifact_vectors):
+    ids, docs, queries = scifact_vectors
+    idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw")
+    idx.add(ids, docs)
+    plan = idx.tune(queries[:300], target_recall=0.95, k=10)
+    assert plan.tuned["reached"] and plan.tuned["recall"] >= 0.95
+    held_out = queries[300:600]
+    exact = idx.search(held_out, k=10, exact=True)
+    funnel = idx.search(held_out, k=10)
+    recall = np.mean([len(set(ids_of(a)) & set(ids_of(b))) / 10 for a, b in zip(funnel, exact)])
+    assert recall >= 0.93  # the target, less sampling noise on unseen queries
+    assert plan.candidates[0] < len(docs)  # it did not just scan everything
+
+
+def test_save_load_round_trip(index, small_corpus, tmp_path):
+    _, _, queries = small_corpus
+    index.save(tmp_path / "ix")
+    loaded = MatryoshkaIndex.load(tmp_path / "ix")
+    assert len(loaded) == len(index) and loaded.levels == index.levels and loaded.plan == index.plan
+    for a, b in zip(index.search(queries, k=10), loaded.search(queries, k=10)):
+        assert ids_of(a) == ids_of(b)
+        assert [h.metadata for h in a] == [h.metadata for h in b]
+
+
+def test_save_with_adaptor_and_refuse_another(small_corpus, tmp_path, rng):
+    ids, docs, queries = small_corpus
+    q, _ = np.linalg.qr(rng.standard_normal((docs.shape[1], docs.shape[1])))
+    adaptor = MatryoshkaAdaptor(docs.shape[1], (64, 128, 256, 384), rotation=q)
+    idx = MatryoshkaIndex(docs.shape[1], adaptor=adaptor)
+    idx.add(ids, docs)
+    idx.save(tmp_path / "ix")
+    loaded = MatryoshkaIndex.load(tmp_path / "ix", adaptor=adaptor)
+    assert ids_of(loaded.search(queries[0], 5)) == ids_of(idx.search(queries[0], 5))
+    other = MatryoshkaAdaptor.identity(docs.shape[1], (64, 384))
+    with pytest.raises(AdaptorMismatchError):
+        MatryoshkaIndex.load(tmp_path / "ix", adaptor=other)
+    with pytest.raises(AdaptorMismatchError):
+        idx.search(queries[0], 5, adaptor_hash=other.content_hash)
+    idx.search(queries[0], 5, adaptor_hash=adaptor.content_hash)
+    with pytest.raises(AdaptorMismatchError):
+        MatryoshkaIndex(128, adaptor=adaptor)
+
+
+def test_delete_and_re_add(index, small_corpus):
+    ids, docs, queries = small_corpus
+    top = ids_of(index.search(queries[0], k=3, exact=True))
+    index.delete(top[:2])
+    assert len(index) == len(ids) - 2
+    assert index.get(top[:2]) == [None, None]
+    after = ids_of(index.search(queries[0], k=3))
+    assert top[0] not in after and top[1] not in after
+    rows = [ids.index(t) for t in top[:2]]
+    index.add(top[:2], docs[rows])
+    assert ids_of(index.search(queries[0], k=3, exact=True)) == top
+    assert ids_of(index.search(queries[0], k=3))[:2] == top[:2]
+
+
+def test_mass_delete_compacts_and_keeps_results(index, small_corpus):
+    ids, docs, queries = small_corpus
+    index.delete(ids[:1500])
+    assert index.backend._n == len(index) == 500  # compacted
+    exact = index.search(queries[:5], k=10, exact=True)
+    assert all(set(ids_of(h)) <= set(ids[1500:]) for h in exact)
+    assert [ids_of(h) for h in index.search(queries[:5], k=10, plan=FunnelPlan((500, 500, 500)))] == \
+        [ids_of(h) for h in exact]
+
+
+def test_upsert_replaces_vector_and_metadata(index, small_corpus):
+    ids, docs, queries = small_corpus
+    index.upsert([ids[0]], queries[:1], [{"n": -1}])
+    assert len(index) == len(ids)
+    hit = index.search(queries[0], k=1, exact=True)[0]
+    assert hit.id == ids[0] and hit.metadata == {"n": -1} and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("flt, check", [
+    ({"n": 7}, lambda m: m["n"] == 7),                                     # 1 % of records
+    ({"n": {"$lt": 10}}, lambda m: m["n"] < 10),
+    ({"n": {"$in": [1, 2, 3]}, "tag": "odd"}, lambda m: m["n"] in (1, 2, 3) and m["tag"] == "odd"),
+    ({"$or": [{"n": 0}, {"n": {"$gte": 49}}]}, lambda m: m["n"] in (0, 49)),
+    ({"tag": {"$ne": "odd"}}, lambda m: m["tag"] == "even"),
+])
+def test_filters_return_k_matching_results(index, small_corpus, flt, check):
+    _, _, queries = small_corpus
+    # raw MiniLM 64-d prefixes need ~1000 candidates for near-exact recall (no adaptor here)
+    plan = FunnelPlan((1000, 250, 60))
+    for filtered, exact in zip(index.search(queries[:10], k=10, filter=flt, plan=plan),
+                               index.search(queries[:10], k=10, filter=flt, exact=True)):
+        assert len(filtered) == 10 and all(check(h.metadata) for h in filtered)
+        assert len(set(ids_of(filtered)) & set(ids_of(exact))) >= 9
+
+
+def test_filter_matching_fewer_than_k_returns_all_matches(index, small_corpus):
+    ids, docs, queries = small_corpus
+    index.upsert(ids[:3], docs[:3], [{"special": True}] * 3)
+    hits = index.search(queries[0], k=10, filter={"special": True})
+    assert sorted(ids_of(hits)) == sorted(ids[:3])
+    assert index.search(queries[0], k=10, filter={"n": 12345}) == []
+
+
+def _snapshot(index, queries):
+    return len(index), [ids_of(h) for h in index.search(queries, k=10, exact=True)]
+
+
+@pytest.mark.parametrize("call", [
+    lambda ix, ids, docs: ix.add(["new"], docs[:1, :100]),                       # wrong dimension
+    lambda ix, ids, docs: ix.add(["a", "b"], np.vstack([docs[:1], np.full((1, 384), np.nan)])),
+    lambda ix, ids, docs: ix.add([], np.zeros((0, 384))),                           # empty
+    lambda ix, ids, docs: ix.add(["x", "x"], docs[:2]),                             # duplicate in call
+    lambda ix, ids, docs: ix.add(["fresh", ids[0]], docs[:2]),                      # already stored
+    lambda ix, ids, docs: ix.add(["a"], docs[:2]),                                  # count mismatch
+    lambda ix, ids, docs: ix.add(["a"], docs[:1], [{"x": 1}, {"y": 2}]),
+    lambda ix, ids, docs: ix.add([1.5], docs[:1]),                                  # bad id type
+    lambda ix, ids, docs: ix.delete([ids[0], "unknown"]),                           # unknown id
+    lambda ix, ids, docs: ix.search(docs[:1, :10], k=3),
+    lambda ix, ids, docs: ix.search(docs[:1], k=0),
+    lambda ix, ids, docs: ix.search(docs[:1], k=3, filter={"n": {"$between": 1}}),
+    lambda ix, ids, docs: ix.search(docs[:1], k=3, filter={"n": {"$in": 3}}),
+])
+def test_bad_input_gives_clear_error_and_changes_nothing(index, small_corpus, call):
+    ids, docs, queries = small_corpus
+    before = _snapshot(index, queries[:5])
+    with pytest.raises(MatryIndexError):
+        call(index, ids, docs)
+    assert _snapshot(index, queries[:5]) == before
+
+
+def test_failed_backend_write_leaves_index_unchanged(index, small_corpus, monkeypatch):
+    ids, docs, queries = small_corpus
+    before = _snapshot(index, queries[:5])
+    coarse = index.backend._coarse
+
+    class Boom(RuntimeError):
+        pass
+
+    def fail(_x):
+        raise Boom("disk full")
+    monkeypatch.setattr(coarse, "add", fail)
+    with pytest.raises(Boom):
+        index.add(["n1", "n2"], queries[:2])
+    monkeypatch.undo()
+    assert _snapshot(index, queries[:5]) == before
+    assert index.get(["n1"]) == [None]
+    index.add(["n1"], queries[:1])  # and it still works afterwards
+    assert index.search(queries[0], k=1, exact=True)[0].id == "n1"
+
+
+def test_corrupt_or_half_written_index_is_refused(index, tmp_path):
+    index.save(tmp_path / "ix")
+    shutil.copytree(tmp_path / "ix", tmp_path / "half")
+    (tmp_path / "half" / "index.json").unlink()
+    with pytest.raises(MatryIndexError, match="half-written|not a saved"):
+        MatryoshkaIndex.load(tmp_path / "half")
+    shutil.copytree(tmp_path / "ix", tmp_path / "bad")
+    vec = tmp_path / "bad" / "backend" / "vectors.npy"
+    data = bytearray(vec.read_bytes())
+    data[-5] ^= 0xFF
+    vec.write_bytes(bytes(data))
+    with pytest.raises(MatryIndexError, match="corrupt"):
+        MatryoshkaIndex.load(tmp_path / "bad")
+    (tmp_path / "ix" / "backend" / "coarse.faiss").unlink()
+    with pytest.raises(MatryIndexError, match="corrupt or incomplete"):
+        MatryoshkaIndex.load(tmp_path / "ix")
+    with pytest.raises(MatryIndexError):
+        MatryoshkaIndex.load(tmp_path / "nowhere")
+
+
+def test_tiny_dimension_and_int_ids(rng):
+    idx = MatryoshkaIndex(6)  # default levels collapse to (6,)
+    assert idx.levels == (6,)
+    vecs = rng.standard_normal((4, 6)) * 3
+    idx.add([10, 11, 12, 13], vecs)
+    hit = idx.search(vecs[2], k=1)[0]
+    assert hit.id == 12 and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_search_is_safe_during_concurrent_adds(small_corpus):
+    ids, docs, queries = small_corpus
+    idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw")
+    idx.add(ids[:500], docs[:500])
+    errors = []
+
+    def writer():
+        try:
+            for s in range(500, 2000, 100):
+                idx.add(ids[s:s + 100], docs[s:s + 100])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    t = threading.Thread(target=writer)
+    t.start()
+    while t.is_alive():
+        for hits in idx.search(queries[:8], k=5):
+            assert len(hits) == 5
+    t.join()
+    assert not errors and len(idx) == 2000
+
+
+@pytest.mark.parametrize("coarse", ["flat", "ivf", "auto"])
+def test_other_coarse_indexes(small_corpus, coarse):
+    ids, docs, queries = small_corpus
+    idx = MatryoshkaIndex(docs.shape[1], coarse=coarse, nprobe=64)
+    idx.add(ids, docs)
+    exact = idx.search(queries[:20], k=10, exact=True)
+    funnel = idx.search(queries[:20], k=10, plan=FunnelPlan((1000, 500, 200)))
+    recall = np.mean([len(set(ids_of(a)) & set(ids_of(b))) / 10 for a, b in zip(funnel, exact)])
+    assert recall >= 0.95, recall
