@@ -140,6 +140,12 @@ class MatryoshkaIndex:
         if present.any():
             self.backend.delete(keys[present])
 
+    def optimize(self) -> None:
+        """Finish deferred index builds (FAISS ``deferred_build``); a no-op where none is pending."""
+        build = getattr(self.backend, "optimize", None)
+        if callable(build):
+            build()
+
     def get(self, ids: Sequence[UserId]) -> list[Record | None]:
         """Stored records (adapted vector + metadata) in the given order; None for unknown ids."""
         _, keys = keys_for(ids)

@@ -247,3 +247,30 @@ def test_other_coarse_indexes(small_corpus, coarse):
     funnel = idx.search(queries[:20], k=10, plan=FunnelPlan((1000, 500, 200)))
     recall = np.mean([len(set(ids_of(a)) & set(ids_of(b))) / 10 for a, b in zip(funnel, exact)])
     assert recall >= 0.95, recall
+
+
+def test_deferred_bulk_load_builds_on_optimize_or_search(small_corpus):
+    ids, docs, queries = small_corpus
+    idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw", deferred_build=True)
+    idx.add(ids[:1000], docs[:1000])
+    assert idx.backend._coarse is None or idx.backend._coarse.ntotal == 0
+    idx.optimize()
+    assert idx.backend._coarse.ntotal == 1000
+    idx.add(ids[1000:], docs[1000:])
+    assert idx.backend._coarse.ntotal == 1000
+    everything = FunnelPlan((2000, 2000, 2000))
+    assert [ids_of(h) for h in idx.search(queries[:5], k=10, plan=everything)] == \
+        [ids_of(h) for h in idx.search(queries[:5], k=10, exact=True)]
+    assert idx.backend._coarse.ntotal == 2000
+
+
+def test_filter_results_follow_writes(index, small_corpus):
+    ids, docs, queries = small_corpus
+    flt = {"n": 7}
+    first = index.search(queries[0], k=50, filter=flt)
+    assert len(first) == 40
+    index.upsert([ids[0]], docs[:1], [{"n": 7}])
+    assert len(index.search(queries[0], k=50, filter=flt)) == 41
+    index.delete([first[0].id])
+    after = index.search(queries[0], k=50, filter=flt)
+    assert len(after) == 40 and first[0].id not in ids_of(after)

@@ -40,17 +40,17 @@ class TrainConfig:
     """Settings of one training run. Defaults are the recipe chosen in ``docs/adaptor.md``."""
 
     levels: tuple[int, ...] = (32, 64, 128, 192, 256)
-    hidden: int = 512              # MLP width; 0 = rotation only
-    rotation: str = "pca"          # "pca" (fixed), "pca-learned" (orthogonal, fine-tuned) or "none"
+    hidden: int = 256              # MLP width; 0 = rotation only
+    rotation: str = "pca-learned"  # "pca-learned" (orthogonal, fine-tuned), "pca" (fixed) or "none"
     neighbours: int = 32           # mined nearest documents per anchor
     batch_size: int = 256
     lr: float = 1e-3
-    max_steps: int = 1500
+    max_steps: int = 700
     eval_every: int = 100
-    patience: int = 4              # evaluations without improvement before stopping
+    patience: int = 3              # evaluations without improvement before stopping
     val_fraction: float = 0.1
-    w_topk: float = 1.0
-    w_pair: float = 1.0
+    w_topk: float = 0.0            # the paper's L1 terms: off by default (see docs/adaptor.md)
+    w_pair: float = 0.0
     w_listwise: float = 1.0
     w_rec: float = 1.0
     temperature: float = 0.05

@@ -35,20 +35,24 @@ class FaissBackend:
 
     ``coarse``: "hnsw" (default above ``flat_threshold`` records with "auto"), "flat"
     (exact coarse scan), or "ivf" (``IndexIVFFlat``, trained on the first add).
+    ``deferred_build``: bulk-load mode — adds only store rows, and the coarse index catches up
+    on :meth:`optimize` or the next search.
     """
 
     kind = "faiss"
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, coarse: str = "auto", hnsw_m: int = 32,
                  ef_construction: int = 80, flat_threshold: int = 10_000, nlist: int | None = None,
-                 nprobe: int = 16, compact_fraction: float = 0.25, exact_fraction: float = 0.02):
+                 nprobe: int = 16, compact_fraction: float = 0.25, exact_fraction: float = 0.02,
+                 deferred_build: bool = False):
         if coarse not in COARSE_KINDS:
             raise MatryIndexError(f"coarse must be one of {COARSE_KINDS}; got {coarse!r}")
         self.dim, self.levels = int(dim), tuple(levels)
         self.coarse_dim = self.levels[0]
         self.options = {"coarse": coarse, "hnsw_m": hnsw_m, "ef_construction": ef_construction,
                         "flat_threshold": flat_threshold, "nlist": nlist, "nprobe": nprobe,
-                        "compact_fraction": compact_fraction, "exact_fraction": exact_fraction}
+                        "compact_fraction": compact_fraction, "exact_fraction": exact_fraction,
+                        "deferred_build": deferred_build}
         self._lock = threading.RLock()
         self._vectors = np.empty((0, self.dim), np.float32)
         self._norms = np.empty((0, len(self.levels)), np.float32)
@@ -60,6 +64,8 @@ class FaissBackend:
         self._row_of: dict[int, int] = {}
         self._coarse = None
         self._coarse_kind = "flat"
+        self._version = 0                       # bumped by every write; keys the filter cache
+        self._filter_cache: dict[tuple[str, int], np.ndarray] = {}
 
     # --- structure ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -104,6 +110,19 @@ class FaissBackend:
             index.add(data)
         self._coarse, self._coarse_kind = index, kind
 
+    def _sync_coarse(self) -> None:
+        """Bring the coarse index up to date with the stored rows (add the missing ones, or
+        rebuild when the wanted kind changed, e.g. flat → HNSW as the index grows)."""
+        if self._coarse is None or self._wanted_coarse_kind(len(self)) != self._coarse_kind:
+            self._rebuild_coarse()
+        elif self._coarse.ntotal < self._n:
+            self._coarse.add(self._coarse_vectors(slice(self._coarse.ntotal, self._n)))
+
+    def optimize(self) -> None:
+        """Build what a deferred bulk load postponed (the HNSW graph); searches do it too."""
+        with self._lock:
+            self._sync_coarse()
+
     def _reserve(self, extra: int) -> None:
         need = self._n + extra
         if need <= len(self._vectors):
@@ -140,10 +159,8 @@ class FaissBackend:
             self._keys[rows], self._live[rows] = keys, True
             self._n = old_n + len(keys)
             try:
-                if self._coarse is None or self._wanted_coarse_kind(len(self) + len(keys)) != self._coarse_kind:
-                    self._rebuild_coarse()
-                else:
-                    self._coarse.add(self._coarse_vectors(rows))
+                if not self.options["deferred_build"]:
+                    self._sync_coarse()
             except BaseException:
                 # nothing visible has changed yet except the row counter and the coarse index
                 self._n = old_n
@@ -153,12 +170,14 @@ class FaissBackend:
             self._row_of.update((int(key), int(row)) for row, key in zip(rows, keys))
             self._ids.extend(ids)
             self._meta.extend(m or None for m in metadata)
+            self._version += 1
             self._maybe_compact()
 
     def delete(self, keys: np.ndarray) -> None:
         with self._lock:
             rows = [self._row_of.pop(int(k)) for k in keys if int(k) in self._row_of]
             self._live[rows] = False
+            self._version += 1
             self._maybe_compact()
 
     def _maybe_compact(self) -> None:
@@ -176,6 +195,7 @@ class FaissBackend:
             self._meta = [self._meta[r] for r in keep]
             self._n = len(keep)
             self._row_of = {int(k): r for r, k in enumerate(self._keys)}
+            self._version += 1
             self._rebuild_coarse()
 
     # --- reads -------------------------------------------------------------------------
@@ -190,12 +210,22 @@ class FaissBackend:
 
     def _allowed(self, flt: Node | None) -> np.ndarray | None:
         """Boolean mask of searchable rows, or None when every row is (no filter, no tombstones)."""
+        if flt is None and self._n == len(self._row_of):  # O(1): no tombstones
+            return None
         live = self._live[: self._n]
         if flt is None:
-            return None if live.all() else live.copy()
-        mask = live.copy()
-        for r in np.flatnonzero(mask):
-            mask[r] = matches(flt, self._meta[r] or {})
+            return live.copy()
+        # evaluating a filter is a Python pass over every record's metadata: remember the
+        # mask of recent filters until the next write changes the rows
+        cache_key = (repr(flt), self._version)
+        mask = self._filter_cache.get(cache_key)
+        if mask is None:
+            mask = live.copy()
+            for r in np.flatnonzero(mask):
+                mask[r] = matches(flt, self._meta[r] or {})
+            if len(self._filter_cache) >= 32:
+                self._filter_cache.clear()
+            self._filter_cache[cache_key] = mask
         return mask
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
@@ -245,6 +275,7 @@ class FaissBackend:
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
                filter: Node | None = None) -> list[list[Hit]]:
         with self._lock:
+            self._sync_coarse()
             allowed = self._allowed(filter)
             n_ok = self._n if allowed is None else int(allowed.sum())
             if n_ok == 0:
@@ -283,6 +314,7 @@ class FaissBackend:
         with self._lock:
             if self._n != len(self):
                 self.compact()
+            self._sync_coarse()
             n = self._n
             np.save(directory / "vectors.npy", self._vectors[:n])
             with (directory / "records.jsonl").open("w", encoding="utf-8") as fh:
