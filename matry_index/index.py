@@ -49,14 +49,15 @@ def _checksums(root: Path) -> dict[str, str]:
             if p.is_file() and p.name != MANIFEST}
 
 
-def _make_backend(kind: str | Backend, dim: int, levels: tuple[int, ...], options: dict) -> Backend:
+def _make_backend(kind: str | Backend, dim: int, levels: tuple[int, ...], adaptor_hash: str | None,
+                  options: dict) -> Backend:
     if not isinstance(kind, str):
         if tuple(kind.levels) != levels or kind.dim != dim:
             raise MatryIndexError(f"backend stores levels {kind.levels} of {kind.dim}-d vectors; "
                                   f"the index needs {levels} of {dim}-d")
         return kind
     from . import backends
-    return backends.create(kind, dim, levels, **options)
+    return backends.create(kind, dim, levels, adaptor_hash=adaptor_hash, **options)
 
 
 class MatryoshkaIndex:
@@ -78,7 +79,7 @@ class MatryoshkaIndex:
         self.adaptor = adaptor
         wanted = levels if levels is not None else (adaptor.levels if adaptor else DEFAULT_LEVELS)
         self.levels = clip_levels(wanted, self.dim)
-        self.backend = _make_backend(backend, self.dim, self.levels, backend_options)
+        self.backend = _make_backend(backend, self.dim, self.levels, self.adaptor_hash, backend_options)
         self.plan = plan or FunnelPlan.default(self.levels)
 
     # --- helpers -----------------------------------------------------------------------
@@ -120,7 +121,7 @@ class MatryoshkaIndex:
     def add(self, ids: Sequence[UserId], vectors: Any, metadata: Sequence[dict] | None = None) -> None:
         """Add new records. Existing ids are refused (see :meth:`upsert`); all or nothing."""
         ids, keys, x, metadata = self._prepare(ids, vectors, metadata)
-        present = self.backend.contains(keys)
+        present = self.backend.contains(ids, keys)
         if present.any():
             raise MatryIndexError(f"id {ids[int(np.argmax(present))]!r} is already in the index "
                                   "(use upsert to replace records)")
@@ -134,11 +135,11 @@ class MatryoshkaIndex:
     def delete(self, ids: Sequence[UserId], missing_ok: bool = False) -> None:
         """Delete records by id. Unknown ids raise (nothing is deleted) unless ``missing_ok``."""
         ids, keys = keys_for(ids)
-        present = self.backend.contains(keys)
+        present = self.backend.contains(ids, keys)
         if not missing_ok and not present.all():
             raise MatryIndexError(f"unknown id {ids[int(np.argmin(present))]!r}; nothing was deleted")
         if present.any():
-            self.backend.delete(keys[present])
+            self.backend.delete([i for i, p in zip(ids, present) if p], keys[present])
 
     def optimize(self) -> None:
         """Finish deferred index builds (FAISS ``deferred_build``); a no-op where none is pending."""
@@ -148,8 +149,8 @@ class MatryoshkaIndex:
 
     def get(self, ids: Sequence[UserId]) -> list[Record | None]:
         """Stored records (adapted vector + metadata) in the given order; None for unknown ids."""
-        _, keys = keys_for(ids)
-        return self.backend.get(keys)
+        ids, keys = keys_for(ids)
+        return self.backend.get(ids, keys)
 
     # --- search ------------------------------------------------------------------------
     def search(self, queries: Any, k: int = 10, filter: dict | None = None,
@@ -266,7 +267,7 @@ class MatryoshkaIndex:
         levels = tuple(manifest["levels"])
         from . import backends
         backend = backends.load(manifest["backend"], directory / "backend", manifest["dim"], levels,
-                                manifest["backend_options"])
+                                manifest["backend_options"], manifest.get("adaptor_hash"))
         index = cls.__new__(cls)
         index.dim, index.adaptor, index.levels = manifest["dim"], stored, levels
         index.backend, index.plan = backend, FunnelPlan.from_dict(manifest["plan"])

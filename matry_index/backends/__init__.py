@@ -1,4 +1,9 @@
-"""Storage engines behind :class:`matry_index.MatryoshkaIndex` (see :mod:`.base` for the protocol)."""
+"""Storage engines behind :class:`matry_index.MatryoshkaIndex` (see :mod:`.base` for the protocol).
+
+* ``faiss`` — in-process FAISS (:mod:`.faiss`), the fastest embedded option;
+* ``qdrant`` — a Qdrant server or cluster by URL, or qdrant-client's local mode (:mod:`.qdrant`);
+* ``qdrant-edge`` — the Qdrant engine in-process through ``qdrant-edge-py`` (:mod:`.qdrant_edge`).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,21 +12,42 @@ from typing import Any
 from .._validation import MatryIndexError
 from .base import Backend, Hit, Record
 
+KINDS = ("faiss", "qdrant", "qdrant-edge")
 
-def create(kind: str, dim: int, levels: tuple[int, ...], **options: Any) -> Backend:
-    """A new, empty backend of ``kind`` ("faiss", "qdrant" or "qdrant-edge")."""
+
+def _backend_class(kind: str):
     if kind == "faiss":
         from .faiss import FaissBackend
-        return FaissBackend(dim, levels, **options)
-    raise MatryIndexError(f"unknown or not yet available backend {kind!r}")
+        return FaissBackend
+    if kind == "qdrant":
+        from .qdrant import QdrantBackend
+        return QdrantBackend
+    if kind == "qdrant-edge":
+        from .qdrant_edge import QdrantEdgeBackend
+        return QdrantEdgeBackend
+    raise MatryIndexError(f"unknown backend {kind!r}; use one of {KINDS}")
 
 
-def load(kind: str, directory: Path, dim: int, levels: tuple[int, ...], options: dict) -> Backend:
+def create(kind: str, dim: int, levels: tuple[int, ...], adaptor_hash: str | None = None,
+           **options: Any) -> Backend:
+    """A backend of ``kind`` for ``dim``-d vectors stored at prefix ``levels``.
+
+    Engines that keep their own data (Qdrant) record ``adaptor_hash`` with it and refuse to
+    reopen under another adaptor; FAISS lives inside the index directory, whose manifest does.
+    """
+    cls = _backend_class(kind)
+    if kind == "faiss":
+        return cls(dim, levels, **options)
+    return cls(dim, levels, adaptor_hash=adaptor_hash, **options)
+
+
+def load(kind: str, directory: Path, dim: int, levels: tuple[int, ...], options: dict,
+         adaptor_hash: str | None = None) -> Backend:
     """Reopen a backend saved by an index."""
+    cls = _backend_class(kind)
     if kind == "faiss":
-        from .faiss import FaissBackend
-        return FaissBackend.load(directory, dim, levels, options)
-    raise MatryIndexError(f"unknown or not yet available backend {kind!r}")
+        return cls.load(directory, dim, levels, options)
+    return cls(dim, levels, adaptor_hash=adaptor_hash, **options)
 
 
-__all__ = ["Backend", "Hit", "Record", "create", "load"]
+__all__ = ["Backend", "Hit", "Record", "KINDS", "create", "load"]

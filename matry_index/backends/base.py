@@ -2,7 +2,8 @@
 
 The index does everything engine-independent (validation, the adaptor, user ids → keys,
 persistence of the manifest) and hands a backend only clean inputs: adapted float32 vectors
-of the right dimension, unique int64 keys, metadata dicts. A backend stores every prefix
+of the right dimension, unique user ids with their int64 keys (each backend addresses records
+by whichever suits its engine), metadata dicts. A backend stores every prefix
 level and runs the funnel plan its own way: FAISS in numpy over one stored matrix, Qdrant as
 nested prefetches of named vectors.
 """
@@ -48,14 +49,14 @@ class Backend(Protocol):
             metadata: list[dict], replace: bool = False) -> None:
         """Store new records; with ``replace``, existing keys are overwritten. All or nothing."""
 
-    def delete(self, keys: np.ndarray) -> None:
-        """Remove existing keys (the index has checked that they exist)."""
+    def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
+        """Remove stored records (the index has checked that they exist)."""
 
-    def contains(self, keys: np.ndarray) -> np.ndarray:
-        """Boolean mask: which keys are stored."""
+    def contains(self, ids: list[UserId], keys: np.ndarray) -> np.ndarray:
+        """Boolean mask: which records are stored."""
 
-    def get(self, keys: np.ndarray) -> list[Record | None]:
-        """Stored records in the order of ``keys`` (None where absent)."""
+    def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
+        """Stored records in the given order (None where absent)."""
 
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
                filter: Node | None = None) -> list[list[Hit]]:

@@ -137,7 +137,7 @@ class FaissBackend:
             grow, (self._vectors, self._norms, self._keys, self._live))
 
     # --- writes ------------------------------------------------------------------------
-    def contains(self, keys: np.ndarray) -> np.ndarray:
+    def contains(self, ids: list[UserId], keys: np.ndarray) -> np.ndarray:
         return np.fromiter((int(k) in self._row_of for k in keys), bool, count=len(keys))
 
     def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
@@ -173,7 +173,7 @@ class FaissBackend:
             self._version += 1
             self._maybe_compact()
 
-    def delete(self, keys: np.ndarray) -> None:
+    def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
         with self._lock:
             rows = [self._row_of.pop(int(k)) for k in keys if int(k) in self._row_of]
             self._live[rows] = False
@@ -199,7 +199,7 @@ class FaissBackend:
             self._rebuild_coarse()
 
     # --- reads -------------------------------------------------------------------------
-    def get(self, keys: np.ndarray) -> list[Record | None]:
+    def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
         with self._lock:
             out: list[Record | None] = []
             for k in keys:
