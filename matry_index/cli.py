@@ -5,6 +5,7 @@
     matry-index evaluate --data DIR --adaptor A  # nDCG@10 / recall@100 per level vs baselines
     matry-index build --embeddings X.npy --ids X.ids --out INDEX [--adaptor A] [--payload P.jsonl]
     matry-index search --index INDEX --queries Q.npy [-k 10]
+    matry-index qdrant-setup --url URL --adaptor A --embeddings X.npy --ids X.ids
 """
 from __future__ import annotations
 
@@ -138,6 +139,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_qdrant_setup(args: argparse.Namespace) -> int:
+    from .qdrant_setup import setup_collection
+    if args.edge_path:
+        connection = {"path": args.edge_path}
+        backend = "qdrant-edge"
+    else:
+        backend = "qdrant"
+        connection = {"collection": args.collection, "url": args.url, "api_key": args.api_key,
+                      "path": args.path, "shard_number": args.shards, "replication_factor": args.replicas,
+                      "on_disk": args.on_disk, "quantization": args.quantization}
+        if not args.url and not args.path:
+            raise MatryIndexError("give --url (a server), --path (local mode) or --edge-path (Qdrant Edge)")
+    index, report = setup_collection(adaptor=args.adaptor, dim=args.dim,
+                                     levels=_levels(args.levels) if args.levels else None, backend=backend,
+                                     embeddings=args.embeddings, ids=args.ids, payload=args.payload,
+                                     **connection)
+    index.close()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matry-index", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -186,6 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"lang": "en"}\'')
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("qdrant-setup", help="create or validate a Qdrant collection and ingest vectors")
+    p.add_argument("--url", help="Qdrant server or cluster URL")
+    p.add_argument("--api-key", default=None, help="default: $QDRANT_API_KEY")
+    p.add_argument("--path", help="qdrant-client local mode storage folder (tests, small data)")
+    p.add_argument("--edge-path", help="a Qdrant Edge shard folder (the engine in-process)")
+    p.add_argument("--collection", default="matry_index")
+    p.add_argument("--adaptor", help="saved adaptor folder (its levels and hash go into the collection)")
+    p.add_argument("--dim", type=int, help="embedding dimension when there is no adaptor")
+    p.add_argument("--levels", default=None, help="prefix levels, e.g. 64,128,256")
+    p.add_argument("--embeddings", help=".npy (n, d) raw embeddings to ingest")
+    p.add_argument("--ids", help="one id per line, aligned with --embeddings")
+    p.add_argument("--payload", help=".jsonl, one metadata object per line")
+    p.add_argument("--shards", type=int, default=None)
+    p.add_argument("--replicas", type=int, default=None)
+    p.add_argument("--on-disk", action="store_true", help="keep full vectors on disk")
+    p.add_argument("--quantization", choices=["int8"], default=None, help="scalar-quantise the coarse level")
+    p.set_defaults(func=cmd_qdrant_setup)
     return parser
 
 

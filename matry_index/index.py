@@ -91,6 +91,11 @@ class MatryoshkaIndex:
         x = as_matrix(vectors, dim=self.dim, name=name)
         return self.adaptor.transform(x) if self.adaptor is not None else x
 
+    def adapt(self, vectors: Any) -> np.ndarray:
+        """Raw embeddings → the L2-normalised adapted vectors the index stores and compares."""
+        from ._validation import normalize_rows
+        return normalize_rows(self._adapt(vectors, "vectors"))
+
     def check_adaptor(self, adaptor_hash: str | None) -> None:
         """Refuse vectors produced for another adaptor (compare content hashes)."""
         if adaptor_hash != self.adaptor_hash:
@@ -151,6 +156,13 @@ class MatryoshkaIndex:
         """Stored records (adapted vector + metadata) in the given order; None for unknown ids."""
         ids, keys = keys_for(ids)
         return self.backend.get(ids, keys)
+
+    def scan(self, filter: dict | None = None) -> list[tuple[UserId, dict]]:
+        """(id, metadata) of every record matching ``filter`` (all records without one).
+
+        For bookkeeping — deleting by metadata, listing a document's chunks — not for ranking.
+        """
+        return self.backend.scan(parse_filter(filter))
 
     # --- search ------------------------------------------------------------------------
     def search(self, queries: Any, k: int = 10, filter: dict | None = None,

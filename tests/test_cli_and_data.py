@@ -97,3 +97,26 @@ def test_cli_build_and_search(tmp_path, small_corpus, capsys):
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert lines[0]["hits"][0]["id"] != ids[0] and lines[1]["hits"][0]["id"] == ids[1]
     assert main(["search", "--index", str(tmp_path / "nope"), "--queries", str(tmp_path / "q.npy")]) == 2
+
+
+def test_qdrant_setup_creates_ingests_and_refuses_mismatch(tmp_path, small_corpus, capsys, rng):
+    from matry_index import MatryoshkaAdaptor
+    ids, docs, _ = small_corpus
+    q, _ = np.linalg.qr(rng.standard_normal((384, 384)))
+    MatryoshkaAdaptor(384, (64, 128, 384), rotation=q).save(tmp_path / "a")
+    MatryoshkaAdaptor(384, (64, 128, 384), rotation=q.T).save(tmp_path / "other")
+    np.save(tmp_path / "x.npy", docs[:200])
+    (tmp_path / "x.ids").write_text("\n".join(ids[:200]))
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps({"i": i}) for i in range(200)))
+    common = ["qdrant-setup", "--path", str(tmp_path / "store"), "--collection", "docs"]
+    assert main(common + ["--adaptor", str(tmp_path / "a"), "--embeddings", str(tmp_path / "x.npy"),
+                          "--ids", str(tmp_path / "x.ids"), "--payload", str(tmp_path / "p.jsonl")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["count"] == 200 and report["ingested"] == 200 and report["levels"] == [64, 128, 384]
+    assert main(common + ["--adaptor", str(tmp_path / "a")]) == 0  # validates, changes nothing
+    assert json.loads(capsys.readouterr().out)["count"] == 200
+    assert main(common + ["--adaptor", str(tmp_path / "other")]) == 2
+    assert "adaptor mismatch" in capsys.readouterr().err
+    assert main(["qdrant-setup", "--edge-path", str(tmp_path / "edge"), "--adaptor", str(tmp_path / "a"),
+                 "--embeddings", str(tmp_path / "x.npy"), "--ids", str(tmp_path / "x.ids")]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 200

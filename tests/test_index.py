@@ -371,3 +371,12 @@ def test_boolean_filters(backend, tmp_path, rng):
     else:
         assert sorted(ids_of(idx.search(vecs[0], k=10, filter={"flag": True}))) == ["0", "1", "2"]
     idx.close()
+
+
+def test_scan_lists_matching_records(index, small_corpus):
+    ids, _, _ = small_corpus
+    assert sorted(i for i, _ in index.scan()) == sorted(ids)
+    seven = index.scan({"n": 7})
+    assert len(seven) == 40 and all(m["n"] == 7 for _, m in seven)
+    index.delete([seven[0][0]])
+    assert len(index.scan({"n": 7})) == 39

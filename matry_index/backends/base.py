@@ -31,7 +31,7 @@ class Hit:
 
 @dataclass
 class Record:
-    """One stored item as :meth:`Backend.get` returns it (``vector`` is the adapted vector)."""
+    """One stored item as :meth:`Backend.get` returns it (``vector``: the adapted vector, L2-normalised)."""
 
     id: UserId
     vector: np.ndarray
@@ -64,6 +64,9 @@ class Backend(Protocol):
 
     def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
         """Exact full-dimension top-``k`` (the reference for recall and tuning)."""
+
+    def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
+        """(id, metadata) of every stored record that matches ``filter``, in no set order."""
 
     def __len__(self) -> int: ...
 

@@ -205,7 +205,8 @@ class FaissBackend:
             for k in keys:
                 row = self._row_of.get(int(k))
                 out.append(None if row is None else
-                           Record(self._ids[row], self._vectors[row].copy(), dict(self._meta[row] or {})))
+                           Record(self._ids[row], self._vectors[row] / self._norms[row, -1],
+                                  dict(self._meta[row] or {})))
             return out
 
     def _allowed(self, flt: Node | None) -> np.ndarray | None:
@@ -251,6 +252,12 @@ class FaissBackend:
         top_scores = np.take_along_axis(scores, top, 1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
         return rows[np.take_along_axis(top, order, 1)], np.take_along_axis(top_scores, order, 1)
+
+    def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
+        with self._lock:
+            mask = self._allowed(filter)
+            rows = range(self._n) if mask is None else np.flatnonzero(mask)
+            return [(self._ids[r], dict(self._meta[r] or {})) for r in rows]
 
     def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
         with self._lock:

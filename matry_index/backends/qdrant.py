@@ -226,6 +226,15 @@ class QdrantBackend:
                                                 with_payload=True, params=models.SearchParams(exact=True))
                             for q in full])
 
+    def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
+        flt, out, offset = qc.compile_filter(filter, VOCAB), [], None
+        while True:
+            points, offset = self._call(self.client.scroll, self.collection, scroll_filter=flt, limit=1024,
+                                        offset=offset, with_payload=True, with_vectors=False)
+            out.extend(qc.split_payload(p.payload) for p in points)
+            if offset is None:
+                return out
+
     def save(self, directory: Path) -> dict[str, Any]:
         """Qdrant persists on its own; the index keeps how to reconnect (never the API key)."""
         return dict(self.options)

@@ -160,6 +160,15 @@ class QdrantEdgeBackend:
                                             filter=flt, with_payload=True, params=qe.SearchParams(exact=True))
                             for q in full])
 
+    def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
+        flt, out, offset = qc.compile_filter(filter, VOCAB), [], None
+        while True:
+            points, offset = self._run(self.shard.scroll, qe.ScrollRequest(
+                offset=offset, limit=1024, filter=flt, with_payload=True, with_vector=False))
+            out.extend(qc.split_payload(p.payload) for p in points)
+            if offset is None or not points:
+                return out
+
     def optimize(self) -> None:
         """Build the HNSW graph (Edge does not do it in the background)."""
         self._run(self.shard.optimize)

@@ -1,0 +1,1 @@
+"""Drop-in stores for RAG frameworks (optional extras: ``langchain``, ``llamaindex``)."""

@@ -1,0 +1,74 @@
+"""Create (or validate) a Qdrant collection for an adaptor, and bulk-load it.
+
+The same as ``matry-index qdrant-setup``. A collection made here has one named vector per
+level, HNSW only on the coarse one, and the adaptor's hash in its metadata; pointing the
+function at an existing collection checks that schema and hash instead of touching it, and
+refuses a mismatch. Ingest reads ``.npy`` embeddings (raw model output: the adaptor is
+applied here), an ``.ids`` file and an optional ``.jsonl`` payload, in chunks with a
+progress bar; re-running it upserts, so an interrupted load can simply be repeated.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._validation import MatryIndexError
+from .adaptor import MatryoshkaAdaptor
+from .index import MatryoshkaIndex
+
+
+def _read_ids(path: Path) -> list[str]:
+    ids = path.read_text(encoding="utf-8").splitlines()
+    if not ids:
+        raise MatryIndexError(f"{path} holds no ids")
+    return ids
+
+
+def _read_payload(path: Path, n: int) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(rows) != n:
+        raise MatryIndexError(f"{path} has {len(rows)} payload lines for {n} vectors")
+    return rows
+
+
+def setup_collection(*, adaptor: MatryoshkaAdaptor | str | Path | None = None, dim: int | None = None,
+                     levels: tuple[int, ...] | None = None, backend: str = "qdrant",
+                     embeddings: str | Path | None = None, ids: str | Path | None = None,
+                     payload: str | Path | None = None, chunk: int = 10_000,
+                     **connection: Any) -> tuple[MatryoshkaIndex, dict]:
+    """Create or validate the collection, optionally ingest, and report what is there.
+
+    ``connection`` goes to the backend: ``url``/``api_key``/``collection``/``shard_number``/
+    ``replication_factor``/``on_disk``/``quantization`` for qdrant-client (or ``path`` /
+    ``location`` for its local mode), ``path`` for ``backend="qdrant-edge"``.
+    Returns the open index and a report dict.
+    """
+    if isinstance(adaptor, (str, Path)):
+        adaptor = MatryoshkaAdaptor.load(adaptor)
+    if adaptor is None and dim is None:
+        raise MatryIndexError("give an adaptor, or the embedding dimension for an index without one")
+    dim = adaptor.dim if adaptor is not None else int(dim)
+    index = MatryoshkaIndex(dim, adaptor=adaptor, levels=levels, backend=backend, **connection)
+    before = len(index)
+    loaded = 0
+    if embeddings is not None:
+        if ids is None:
+            raise MatryIndexError("ingest needs --ids next to --embeddings")
+        vectors = np.load(embeddings, mmap_mode="r")
+        id_list = _read_ids(Path(ids))
+        if len(id_list) != len(vectors):
+            raise MatryIndexError(f"{ids} has {len(id_list)} ids for {len(vectors)} vectors in {embeddings}")
+        meta = _read_payload(Path(payload), len(vectors)) if payload else None
+        for s in tqdm(range(0, len(vectors), chunk), desc="ingesting", unit="chunk"):
+            e = min(len(vectors), s + chunk)
+            index.upsert(id_list[s:e], np.asarray(vectors[s:e]), meta[s:e] if meta else None)
+            loaded += e - s
+        index.optimize()
+    report = {"backend": backend, "where": getattr(index.backend, "where", None), "dim": dim,
+              "levels": list(index.levels), "adaptor_hash": index.adaptor_hash,
+              "count_before": before, "ingested": loaded, "count": len(index)}
+    return index, report
