@@ -43,14 +43,19 @@ def load_sentence_transformer(name_or_path: str, *, device: str = "cpu",
     if os.path.isdir(name_or_path):
         return SentenceTransformer(name_or_path, device=device, **kwargs)
     packaged = _packaged_path(name_or_path) if package_fallback else None
+    if packaged is not None:
+        # configured for offline use: the local hub cache if it has the model, else the
+        # package (the same weights), without waiting on a network that may not be there
+        try:
+            return SentenceTransformer(name_or_path, device=device, local_files_only=True, **kwargs)
+        except Exception:  # noqa: BLE001 - not in the cache
+            return SentenceTransformer(packaged, device=device, **kwargs)
     try:
         return SentenceTransformer(name_or_path, device=device, **kwargs)
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-        if packaged is None:
-            raise MatryIndexError(
-                f"could not load model {name_or_path!r} ({exc}); pass a local path, or set "
-                "MATRY_INDEX_PACKAGE_MODELS=1 to use an installed model package") from exc
-        return SentenceTransformer(packaged, device=device, **kwargs)
+        raise MatryIndexError(
+            f"could not load model {name_or_path!r} ({exc}); pass a local path, or set "
+            "MATRY_INDEX_PACKAGE_MODELS=1 to use an installed model package") from exc
 
 
 class Encoder:

@@ -28,6 +28,21 @@ from ..index import MatryoshkaIndex
 TEXT_KEY = "_lc_text"
 
 
+class EncoderEmbeddings(Embeddings):
+    """A matry_index :class:`~matry_index.encoders.Encoder` as LangChain ``Embeddings``
+    (e.g. a sentence-transformers model with its query/document prompts)."""
+
+    def __init__(self, encoder: Any):
+        from ..encoders import Encoder
+        self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encoder.embed_documents(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encoder.embed_queries([text])[0].tolist()
+
+
 class MatryoshkaVectorStore(VectorStore):
     """LangChain vector store backed by a Matryoshka funnel index.
 

@@ -1,0 +1,161 @@
+"""Qdrant Edge benchmark: the Edge funnel against Edge full-dimension HNSW and the FAISS funnel.
+
+At each ``--sizes`` (default 100k and 1M) vectors of 384 dims drawn from the generator of
+:mod:`synthetic` (fitted to adapted SciFact MiniLM embeddings; see ``scale.py``):
+
+* ``edge-funnel``   ``MatryoshkaIndex(backend="qdrant-edge")``: HNSW on ``d64``, nested
+                    prefetch rescoring on ``d128`` / ``d256`` / ``full``, plan tuned to
+                    recall@10 ≥ 0.99 on separate tuning queries;
+* ``edge-full``     one Edge shard with only the full vector under HNSW (same M), ef swept;
+* ``faiss-funnel``  ``MatryoshkaIndex(backend="faiss")``, tuned the same way.
+
+Reported: recall@10 against exact search, p50/p95 single-query latency (one query at a
+time; Edge uses its own search threads), ingest and build (optimize) time, bytes on disk and
+resident memory per vector. Never use qdrant-client's local mode for such numbers: it is a
+numpy scan.
+
+    python benchmarks/qdrant_edge.py --sizes 100000
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import qdrant_edge as qe
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from matry_index import MatryoshkaIndex  # noqa: E402
+from matry_index.experiment import fit_adaptors, load_experiment  # noqa: E402
+from scale import dir_bytes, ground_truth, recall, timed_single  # noqa: E402
+from synthetic import EmbeddingGenerator  # noqa: E402
+
+K = 10
+LEVELS = (64, 128, 256, 384)
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def funnel_run(name: str, base, tune_q, queries, truth, args, tmp: Path, **backend) -> dict:
+    ids = np.arange(len(base))
+    rss0 = rss_bytes()
+    index = MatryoshkaIndex(384, levels=LEVELS, **backend)
+    t0 = time.perf_counter()
+    for s in range(0, len(base), 50_000):
+        index.add(ids[s:s + 50_000], base[s:s + 50_000])
+    ingest = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index.optimize()
+    build = time.perf_counter() - t0
+    plan = index.tune(tune_q, target_recall=args.target, k=K)
+    found = np.array([[h.id for h in hits] for hits in index.search(queries, k=K)])
+    lat = timed_single(lambda q: index.search(q, k=K), queries[: args.latency_queries], args.repeats)
+    index.save(tmp / f"{name}-ix")
+    disk = dir_bytes(tmp / f"{name}-ix") + (dir_bytes(Path(backend["path"])) if "path" in backend else 0)
+    out = {"method": name, "n": len(base), "recall@10": recall(found, truth), **lat,
+           "ingest_seconds": ingest, "build_seconds": build, "plan": plan.to_dict(),
+           "disk_bytes_per_vector": disk / len(base), "rss_bytes_per_vector": (rss_bytes() - rss0) / len(base)}
+    index.close()
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def edge_full_run(base, queries, truth, args, tmp: Path) -> list[dict]:
+    rss0 = rss_bytes()
+    cfg = qe.EdgeConfig(vectors={"full": qe.EdgeVectorParams(size=384, distance=qe.Distance.Dot)},
+                        hnsw_config=qe.HnswIndexConfig(m=args.m, ef_construct=args.ef_construct,
+                                                       full_scan_threshold=10_000))
+    shard = qe.EdgeShard.create(str(tmp / "edge-full"), cfg)
+    t0 = time.perf_counter()
+    for s in range(0, len(base), 2_000):
+        shard.update(qe.UpdateOperation.upsert_points(
+            [qe.Point(int(i), {"full": base[i]}) for i in range(s, min(len(base), s + 2_000))]))
+    ingest = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    shard.optimize()
+    build = time.perf_counter() - t0
+    shard.flush()
+    rss = (rss_bytes() - rss0) / len(base)
+    disk = dir_bytes(tmp / "edge-full") / len(base)
+    rows = []
+    for ef in (16, 32, 64, 128, 256, 512):
+        def search(q, ef=ef):
+            return shard.query_batch(qe.QueryBatchRequest([
+                qe.QueryRequest(limit=K, query=qe.Query.Nearest(v.tolist(), using="full"),
+                                params=qe.SearchParams(hnsw_ef=ef)) for v in q]))
+        found = np.array([[p.id for p in pts] for pts in search(queries)])
+        rows.append({"method": f"edge-full ef={ef}", "n": len(base), "recall@10": recall(found, truth),
+                     **timed_single(search, queries[: args.latency_queries], args.repeats),
+                     "ingest_seconds": ingest, "build_seconds": build,
+                     "disk_bytes_per_vector": disk, "rss_bytes_per_vector": rss})
+        print(json.dumps(rows[-1]), flush=True)
+    shard.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--latency-queries", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--m", type=int, default=16)
+    parser.add_argument("--ef-construct", type=int, default=100)
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = parser.parse_args()
+    exp = load_experiment(REPO.parent / "shared" / "data" / "scifact")
+    adaptor = fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor
+    train_q, _ = exp.relevance("train")
+    gen = EmbeddingGenerator.fit(adaptor.transform(exp.corpus.vectors), adaptor.transform(train_q))
+    report = {"machine": platform.platform(), "faiss": faiss.__version__, "hnsw_m": args.m,
+              "ef_construct": args.ef_construct, "rows": []}
+    for n in args.sizes:
+        base = gen.sample(n, seed=1)
+        queries, tune_q = gen.sample_queries(args.queries, seed=2), gen.sample_queries(300, seed=3)
+        truth, flat = ground_truth(base, queries, threads=2)
+        del flat
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            report["rows"].append(funnel_run("edge-funnel", base, tune_q, queries, truth, args, tmp,
+                                             backend="qdrant-edge", path=str(tmp / "edge-funnel"),
+                                             hnsw_m=args.m, ef_construct=args.ef_construct))
+            gc.collect()
+            report["rows"] += edge_full_run(base, queries, truth, args, tmp)
+            gc.collect()
+            faiss.omp_set_num_threads(2)
+            report["rows"].append(funnel_run("faiss-funnel", base, tune_q, queries, truth, args, tmp,
+                                             coarse="hnsw", hnsw_m=args.m, ef_construction=args.ef_construct,
+                                             deferred_build=True))
+        del base
+        gc.collect()
+        (Path(args.out) / "qdrant_edge.json").write_text(json.dumps(report, indent=2))
+    md = ["# Qdrant Edge vs FAISS, funnel vs full-dimension HNSW", "",
+          f"{report['machine']}; HNSW M={args.m}, ef_construct={args.ef_construct}; latency = one query at a time", "",
+          "| n | method | recall@10 | p50 ms | p95 ms | ingest s | build s | disk B/vec | RSS B/vec |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        md.append(f"| {r['n']:,} | {r['method']} | {r['recall@10']:.4f} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} | "
+                  f"{r['ingest_seconds']:.1f} | {r['build_seconds']:.1f} | {r['disk_bytes_per_vector']:.0f} | "
+                  f"{r['rss_bytes_per_vector']:.0f} |")
+    (Path(args.out) / "qdrant_edge.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create a Qdrant collection for a trained adaptor and load SciFact's MiniLM embeddings into it.
+# Against a server:   QDRANT="--url http://localhost:6333"   bash examples/qdrant_collection_setup.sh
+# Without one (default): qdrant-client's local mode in ./qdrant_store, or QDRANT="--edge-path ./edge"
+set -euo pipefail
+DATA=${DATA:-../shared/data/scifact}
+EMB=$DATA/embeddings/all-MiniLM-L6-v2
+OUT=${OUT:-./matry_qdrant_example}
+QDRANT=${QDRANT:---path $OUT/qdrant_store}
+mkdir -p "$OUT"
+[ -d "$OUT/adaptor" ] || matry-index train --data "$DATA" --out "$OUT/adaptor"
+# shellcheck disable=SC2086
+matry-index qdrant-setup $QDRANT --collection scifact --adaptor "$OUT/adaptor" \
+  --embeddings "$EMB/corpus.npy" --ids "$EMB/corpus.ids"
+# running it again validates the collection (schema + adaptor hash) and upserts: idempotent
+# shellcheck disable=SC2086
+matry-index qdrant-setup $QDRANT --collection scifact --adaptor "$OUT/adaptor"
