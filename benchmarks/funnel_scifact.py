@@ -5,7 +5,7 @@ for the funnel (plan tuned to recall@10 ≥ 0.99 on the *train* queries), plus t
 single-query latency (median of several runs per query, one thread) and the plan's distance
 computations per query. Also the same without an adaptor, for reference.
 
-    python benchmarks/funnel_scifact.py
+    python benchmarks/funnel_scifact.py [--adaptor DIR]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from matry_index import MatryoshkaIndex  # noqa: E402
+from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
 from matry_index.evaluation.metrics import ndcg_at_k  # noqa: E402
 from matry_index.experiment import fit_adaptors, load_experiment  # noqa: E402
 from matry_index.funnel import plan_cost  # noqa: E402
@@ -40,8 +40,13 @@ def latency(fn, queries: np.ndarray, repeats: int = 5) -> float:
 
 
 def main() -> None:
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--adaptor", default=None, help="a saved adaptor (default: fit one, seed 0)")
+    args = parser.parse_args()
     exp = load_experiment(REPO.parent / "shared" / "data" / "scifact")
-    adaptor = fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor
+    adaptor = (MatryoshkaAdaptor.load(args.adaptor) if args.adaptor
+               else fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor)
     train_q, _ = exp.relevance("train")
     task = exp.task("test")
     rows = []

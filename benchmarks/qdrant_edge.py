@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from matry_index import MatryoshkaIndex  # noqa: E402
+from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
 from matry_index.experiment import fit_adaptors, load_experiment  # noqa: E402
 from scale import dir_bytes, ground_truth, recall, timed_single  # noqa: E402
 from synthetic import EmbeddingGenerator  # noqa: E402
@@ -117,10 +117,12 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construct", type=int, default=100)
     parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--adaptor", default=None, help="a saved adaptor (default: fit one, seed 0)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
     exp = load_experiment(REPO.parent / "shared" / "data" / "scifact")
-    adaptor = fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor
+    adaptor = (MatryoshkaAdaptor.load(args.adaptor) if args.adaptor
+               else fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor)
     train_q, _ = exp.relevance("train")
     gen = EmbeddingGenerator.fit(adaptor.transform(exp.corpus.vectors), adaptor.transform(train_q))
     report = {"machine": platform.platform(), "faiss": faiss.__version__, "hnsw_m": args.m,

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from matry_index import MatryoshkaIndex  # noqa: E402
+from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
 from matry_index.experiment import fit_adaptors, load_experiment  # noqa: E402
 from synthetic import EmbeddingGenerator  # noqa: E402
 
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--skip-hnsw-full", action="store_true")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--tmp", default=None)
+    parser.add_argument("--adaptor", default=None, help="a saved adaptor (default: fit one, seed 0)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
     threads = os.cpu_count() or 1
@@ -147,7 +148,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     exp = load_experiment(args.data)
-    adaptor = fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor
+    adaptor = (MatryoshkaAdaptor.load(args.adaptor) if args.adaptor
+               else fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor)
     train_q, _ = exp.relevance("train")
     report = {"n": args.n, "dim": 384, "k": K, "threads_batch": threads, "hnsw_m": args.m,
               "ef_construction": args.ef_construction, "machine": platform.platform(),

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._fs import atomic_directory
 from ._validation import MatryIndexError, as_matrix, clip_levels
 from .adaptor.model import AdaptorMismatchError, MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record
@@ -219,10 +217,7 @@ class MatryoshkaIndex:
     # --- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write the index atomically to ``directory`` (replacing an older save there)."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
-        try:
+        with atomic_directory(directory) as tmp:
             (tmp / "backend").mkdir()
             options = self.backend.save(tmp / "backend")
             if self.adaptor is not None:
@@ -232,21 +227,6 @@ class MatryoshkaIndex:
                         "backend_options": options, "plan": self.plan.to_dict(), "count": len(self),
                         "adaptor_hash": self.adaptor_hash, "files": _checksums(tmp)}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-            for p in tmp.rglob("*"):
-                if p.is_file():
-                    with p.open("rb") as fh:
-                        os.fsync(fh.fileno())
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-                os.replace(tmp, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     @classmethod

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._fs import atomic_directory
 from .._validation import MatryIndexError, as_matrix, check_levels, normalize_rows
 
 FORMAT_VERSION = 1
@@ -120,22 +118,9 @@ class MatryoshkaAdaptor:
     def save(self, directory: str | Path) -> Path:
         """Write the adaptor to ``directory`` atomically (a temp dir renamed into place)."""
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
-        try:
+        with atomic_directory(directory) as tmp:
             np.savez(tmp / WEIGHTS_FILE, **self._arrays())
             (tmp / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2, default=str))
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-                os.replace(tmp, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     @classmethod

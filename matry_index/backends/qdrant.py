@@ -197,12 +197,7 @@ class QdrantBackend:
                    points_selector=models.PointIdsList(points=[qc.point_id(i) for i in ids]))
 
     def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
-        found = self._retrieve(ids, vectors=True)
-        out: list[Record | None] = []
-        for i in ids:
-            p = found.get(str(qc.point_id(i)))
-            out.append(None if p is None else qc.to_record(p, p.vector["full"]))
-        return out
+        return qc.ordered_records(ids, self._retrieve(ids, vectors=True))
 
     def _query(self, requests: list[models.QueryRequest]) -> list[list[Hit]]:
         responses = self._call(self.client.query_batch_points, self.collection, requests=requests)

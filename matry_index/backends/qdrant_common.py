@@ -146,6 +146,14 @@ def to_hits(points: list) -> list[Hit]:
     return out
 
 
-def to_record(point: Any, full_vector: Any) -> Record:
-    uid, meta = split_payload(point.payload)
-    return Record(uid, np.asarray(full_vector, np.float32), meta)
+def ordered_records(ids: list[UserId], found: dict[str, Any]) -> list[Record | None]:
+    """Records for ``ids`` in order from retrieved points keyed by ``str(point id)``."""
+    out: list[Record | None] = []
+    for i in ids:
+        p = found.get(str(point_id(i)))
+        if p is None:
+            out.append(None)
+        else:
+            uid, meta = split_payload(p.payload)
+            out.append(Record(uid, np.asarray(p.vector["full"], np.float32), meta))
+    return out

@@ -130,12 +130,7 @@ class QdrantEdgeBackend:
         self._run(self.shard.update, qe.UpdateOperation.delete_points([qc.point_id(i) for i in ids]))
 
     def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
-        found = self._retrieve(ids, vectors=True)
-        out: list[Record | None] = []
-        for i in ids:
-            p = found.get(str(qc.point_id(i)))
-            out.append(None if p is None else qc.to_record(p, p.vector["full"]))
-        return out
+        return qc.ordered_records(ids, self._retrieve(ids, vectors=True))
 
     def _query(self, requests: list) -> list[list[Hit]]:
         results = self._run(self.shard.query_batch, qe.QueryBatchRequest(requests))
