@@ -122,8 +122,7 @@ def run_funnel(name: str, base: np.ndarray, tune_q: np.ndarray, queries: np.ndar
            "build_seconds": build, "tune_seconds": tune_s, "plan": plan.to_dict(),
            "bytes_per_vector_on_disk": disk / len(base)}
     print(json.dumps(out), flush=True)
-    del index
-    gc.collect()
+    index.close()
     return out
 
 
@@ -173,7 +172,7 @@ def main() -> None:
                                       "batch_qps": timed_batch(flat_search, queries, threads, 1),
                                       "bytes_per_vector_on_disk": 384 * 4})
             print(json.dumps(report["methods"][-1]), flush=True)
-        del flat
+        flat.reset()
         gc.collect()
         report["methods"].append(run_funnel("funnel" if space == "adapted" else "funnel-raw (no adaptor)",
                                             base, tune_q, queries, truth, args, threads))

@@ -5,8 +5,6 @@ import pytest
 from matry_index import MatryIndexError
 from matry_index.encoders import Encoder, load_sentence_transformer
 
-from .conftest import SCIFACT
-
 
 @pytest.fixture(scope="module")
 def minilm():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -154,7 +154,6 @@ class _Anchors:
                  rng: np.random.Generator):
         self.corpus = corpus
         self.vectors = corpus if extra is None else np.concatenate([corpus, extra])
-        n_corpus = len(corpus)
         nbrs = [mine_neighbours(corpus, corpus, cfg.neighbours, exclude_self=True)]
         if extra is not None:
             nbrs.append(mine_neighbours(extra, corpus, cfg.neighbours, exclude_self=False))

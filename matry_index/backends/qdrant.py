@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 
 from .._validation import MatryIndexError
 from ..filters import Node
-from ..funnel import FunnelPlan
 from ..ids import UserId
 from . import qdrant_common as qc
 from .base import Hit, Record
@@ -42,6 +41,9 @@ VOCAB = qc.Vocabulary(
     prefetch=lambda vec, using, limit, ef, inner: models.Prefetch(
         query=vec, using=using, limit=limit, prefetch=inner,
         params=models.SearchParams(hnsw_ef=ef) if ef else None),
+    request=lambda full, inner, k, flt, exact: models.QueryRequest(
+        query=full, using="full", prefetch=inner, limit=k, filter=flt, with_payload=True,
+        params=models.SearchParams(exact=True) if exact else None),
 )
 
 
@@ -56,7 +58,7 @@ def _transient(exc: BaseException) -> bool:
     return name.startswith(("httpx.", "httpcore.", "grpc.")) or isinstance(exc, (ConnectionError, TimeoutError))
 
 
-class QdrantBackend:
+class QdrantBackend(qc.FunnelSearch):
     """A Qdrant collection behind the backend protocol.
 
     Connection: ``url`` (+ ``api_key``, default ``$QDRANT_API_KEY``) for a server or cluster,
@@ -68,6 +70,7 @@ class QdrantBackend:
     """
 
     kind = "qdrant"
+    vocab = VOCAB
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, adaptor_hash: str | None = None,
                  collection: str = "matry_index", url: str | None = None, api_key: str | None = None,
@@ -202,24 +205,6 @@ class QdrantBackend:
     def _query(self, requests: list[models.QueryRequest]) -> list[list[Hit]]:
         responses = self._call(self.client.query_batch_points, self.collection, requests=requests)
         return [qc.to_hits(r.points) for r in responses]
-
-    def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
-               filter: Node | None = None) -> list[list[Hit]]:
-        flt = qc.compile_filter(filter, VOCAB)
-        n = len(self)
-        requests = []
-        for q in queries:
-            inner, full = qc.compile_funnel(q, self.levels, plan, k, n, VOCAB)
-            requests.append(models.QueryRequest(query=full, using="full", prefetch=inner, limit=k,
-                                                filter=flt, with_payload=True))
-        return self._query(requests)
-
-    def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
-        flt = qc.compile_filter(filter, VOCAB)
-        full = qc.level_vectors(queries, self.levels)["full"]
-        return self._query([models.QueryRequest(query=q.tolist(), using="full", limit=k, filter=flt,
-                                                with_payload=True, params=models.SearchParams(exact=True))
-                            for q in full])
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
         flt, out, offset = qc.compile_filter(filter, VOCAB), [], None

@@ -35,6 +35,7 @@ class Vocabulary:
     match_any: Callable[[list], Any]
     range: Callable[..., Any]             # (gt=, gte=, lt=, lte=) -> Range
     prefetch: Callable[..., Any]          # (vector, using, limit, ef, inner) -> Prefetch
+    request: Callable[..., Any]           # (full vector, inner prefetch, k, filter, exact) -> QueryRequest
 
 
 def vector_names(levels: tuple[int, ...]) -> list[str]:
@@ -138,6 +139,22 @@ def compile_funnel(query: np.ndarray, levels: tuple[int, ...], plan: FunnelPlan,
     return inner, prefix[levels[-1]]
 
 
+def funnel_requests(queries: np.ndarray, levels: tuple[int, ...], plan: FunnelPlan, k: int, n: int,
+                    flt: Any, v: Vocabulary) -> list:
+    """One query request per row of ``queries``: the funnel as nested prefetches."""
+    requests = []
+    for q in queries:
+        inner, full = compile_funnel(q, levels, plan, k, n, v)
+        requests.append(v.request(full, inner, k, flt, False))
+    return requests
+
+
+def exact_requests(queries: np.ndarray, levels: tuple[int, ...], k: int, flt: Any, v: Vocabulary) -> list:
+    """Exact (brute-force) full-dimension requests, the reference for recall and tuning."""
+    full = level_vectors(queries, levels)["full"]
+    return [v.request(q.tolist(), None, k, flt, True) for q in full]
+
+
 def to_hits(points: list) -> list[Hit]:
     out = []
     for p in points:
@@ -157,3 +174,20 @@ def ordered_records(ids: list[UserId], found: dict[str, Any]) -> list[Record | N
             uid, meta = split_payload(p.payload)
             out.append(Record(uid, np.asarray(p.vector["full"], np.float32), meta))
     return out
+
+
+class FunnelSearch:
+    """``search`` / ``exact_search`` for a Qdrant backend that has ``levels``, a class-level
+    ``vocab``, ``__len__`` and ``_query(requests) -> list[list[Hit]]``."""
+
+    vocab: Vocabulary
+    levels: tuple[int, ...]
+
+    def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
+               filter: Node | None = None) -> list[list[Hit]]:
+        flt = compile_filter(filter, self.vocab)
+        return self._query(funnel_requests(queries, self.levels, plan, k, len(self), flt, self.vocab))
+
+    def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
+        flt = compile_filter(filter, self.vocab)
+        return self._query(exact_requests(queries, self.levels, k, flt, self.vocab))

@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 
 from .._validation import MatryIndexError
 from ..filters import Node
-from ..funnel import FunnelPlan
 from ..ids import UserId
 from . import qdrant_common as qc
 from .base import Hit, Record
@@ -46,14 +45,19 @@ VOCAB = qc.Vocabulary(
         limit=limit, query=qe.Query.Nearest(vec, using=using),
         prefetches=[inner] if inner is not None else None,
         params=qe.SearchParams(hnsw_ef=ef) if ef else None),
+    request=lambda full, inner, k, flt, exact: qe.QueryRequest(
+        limit=k, query=qe.Query.Nearest(full, using="full"),
+        prefetches=[inner] if inner is not None else None, filter=flt, with_payload=True,
+        params=qe.SearchParams(exact=True) if exact else None),
 )
 META_FILE = "matry_index.json"
 
 
-class QdrantEdgeBackend:
+class QdrantEdgeBackend(qc.FunnelSearch):
     """An Edge shard at ``path`` behind the backend protocol (created if absent)."""
 
     kind = "qdrant-edge"
+    vocab = VOCAB
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, path: str | Path,
                  adaptor_hash: str | None = None, hnsw_m: int = 16, ef_construct: int = 100,
@@ -135,25 +139,6 @@ class QdrantEdgeBackend:
     def _query(self, requests: list) -> list[list[Hit]]:
         results = self._run(self.shard.query_batch, qe.QueryBatchRequest(requests))
         return [qc.to_hits(points) for points in results]
-
-    def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
-               filter: Node | None = None) -> list[list[Hit]]:
-        flt = qc.compile_filter(filter, VOCAB)
-        n = len(self)
-        requests = []
-        for q in queries:
-            inner, full = qc.compile_funnel(q, self.levels, plan, k, n, VOCAB)
-            requests.append(qe.QueryRequest(limit=k, query=qe.Query.Nearest(full, using="full"),
-                                            prefetches=[inner] if inner is not None else None,
-                                            filter=flt, with_payload=True))
-        return self._query(requests)
-
-    def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
-        flt = qc.compile_filter(filter, VOCAB)
-        full = qc.level_vectors(queries, self.levels)["full"]
-        return self._query([qe.QueryRequest(limit=k, query=qe.Query.Nearest(q.tolist(), using="full"),
-                                            filter=flt, with_payload=True, params=qe.SearchParams(exact=True))
-                            for q in full])
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
         flt, out, offset = qc.compile_filter(filter, VOCAB), [], None
