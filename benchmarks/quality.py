@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--levels", default="32,64,128,192,256")
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding folder name under <set>/embeddings")
+    parser.add_argument("--embeddings-root", default=None,
+                        help="folder with <set>/<model>/ embedding caches (default: the data's own embeddings/)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
     out = Path(args.out)
@@ -78,7 +80,8 @@ def main() -> None:
     for name in args.sets:
         data = SHARED / name
         t0 = time.perf_counter()
-        res = run_set(name, data, data / "embeddings" / args.model, list(range(args.seeds)), levels,
+        emb_root = Path(args.embeddings_root) / name if args.embeddings_root else data / "embeddings"
+        res = run_set(name, data, emb_root / args.model, list(range(args.seeds)), levels,
                       fresh=name == "scifact")
         res["wall_seconds"] = time.perf_counter() - t0
         report["sets"][name] = res
