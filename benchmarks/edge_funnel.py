@@ -14,7 +14,7 @@ time; Edge uses its own search threads), ingest and build (optimize) time, bytes
 resident memory per vector. Never use qdrant-client's local mode for such numbers: it is a
 numpy scan.
 
-    python benchmarks/qdrant_edge.py --sizes 100000
+    python benchmarks/edge_funnel.py --sizes 100000
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def main() -> None:
                                              deferred_build=True))
         del base
         gc.collect()
-        (Path(args.out) / "qdrant_edge.json").write_text(json.dumps(report, indent=2))
+        (Path(args.out) / "edge_funnel.json").write_text(json.dumps(report, indent=2))
     md = ["# Qdrant Edge vs FAISS, funnel vs full-dimension HNSW", "",
           f"{report['machine']}; HNSW M={args.m}, ef_construct={args.ef_construct}; latency = one query at a time", "",
           "| n | method | recall@10 | p50 ms | p95 ms | ingest s | build s | disk B/vec | RSS B/vec |",
@@ -155,7 +155,7 @@ def main() -> None:
         md.append(f"| {r['n']:,} | {r['method']} | {r['recall@10']:.4f} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} | "
                   f"{r['ingest_seconds']:.1f} | {r['build_seconds']:.1f} | {r['disk_bytes_per_vector']:.0f} | "
                   f"{r['rss_bytes_per_vector']:.0f} |")
-    (Path(args.out) / "qdrant_edge.md").write_text("\n".join(md) + "\n")
+    (Path(args.out) / "edge_funnel.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
