@@ -3,12 +3,15 @@
 There is no real million-embedding set on these machines, so the scale benchmark draws one
 from a model fitted to real vectors (SciFact MiniLM, raw or adapted):
 
-* **clustering** — k-means (FAISS) with ``n_clusters`` centroids on the L2-normalised real
-  vectors; a sample picks a centroid with the real cluster frequencies;
+* **clustering** — k-means (FAISS) with ``n_clusters`` (1024) centroids on the L2-normalised
+  real vectors; a sample picks a centroid with the real cluster frequencies;
 * **spectrum** — the residuals (vector − its centroid) get one shared full covariance, whose
   Cholesky factor shapes standard-normal noise, so every coordinate's variance and every
   correlation (hence how fast the prefix captures the vector) follows the real set;
-* the sum is L2-normalised, as real embeddings are.
+* the sum is L2-normalised, as real embeddings are;
+* **query distance** — the query residual is scaled (bisection) so that, at the real set's
+  size, a generated query's nearest document is as close (mean cosine) as a real query's.
+  The document model is left as fitted, so the base keeps the real spectrum exactly.
 
 Queries are drawn the same way from a second fit — real *queries* assigned to the document
 centroids, with their own cluster frequencies and residual covariance — and their own seed,
@@ -38,6 +41,14 @@ def _residual_model(x: np.ndarray, centroids: np.ndarray, index) -> tuple[np.nda
     return weights / weights.sum(), np.linalg.cholesky(cov).astype(np.float32)
 
 
+def _top1(queries: np.ndarray, base: np.ndarray) -> float:
+    """Mean cosine of each query's nearest base vector (self-matches excluded)."""
+    sims = queries @ base.T
+    if queries is base:
+        np.fill_diagonal(sims, -np.inf)
+    return float(sims.max(axis=1).mean())
+
+
 @dataclass
 class EmbeddingGenerator:
     centroids: np.ndarray      # (c, d)
@@ -47,14 +58,35 @@ class EmbeddingGenerator:
     query_chol: np.ndarray
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, queries: np.ndarray, n_clusters: int = 64,
-            seed: int = 0) -> "EmbeddingGenerator":
+    def fit(cls, vectors: np.ndarray, queries: np.ndarray, n_clusters: int = 1024,
+            seed: int = 0, calibrate: bool = True) -> "EmbeddingGenerator":
+        """Fit clusters and residual covariances; with ``calibrate``, scale the query residual
+        so that a generated query's nearest document is as close (mean cosine) as a real
+        query's is in the real corpus, at the real corpus's size."""
         x, q = _normalize(vectors), _normalize(queries)
         km = faiss.Kmeans(x.shape[1], n_clusters, niter=25, seed=seed, verbose=False)
         km.train(x)
         w, chol = _residual_model(x, km.centroids, km.index)
         qw, qchol = _residual_model(q, km.centroids, km.index)
-        return cls(km.centroids.copy(), w, chol, qw, qchol)
+        gen = cls(km.centroids.copy(), w, chol, qw, qchol)
+        if calibrate:
+            gen = gen._calibrated(x, q, seed)
+        return gen
+
+    def _calibrated(self, x: np.ndarray, q: np.ndarray, seed: int) -> "EmbeddingGenerator":
+        target = _top1(q[:1000], x)
+        docs = self.sample(len(x), seed)
+
+        def query_top1(scale: float) -> float:
+            g = EmbeddingGenerator(self.centroids, self.query_weights, self.query_chol * scale,
+                                   self.query_weights, self.query_chol)
+            return _top1(g.sample(min(len(q), 1000), seed + 1), docs)
+        lo, hi = 0.05, 1.5  # a larger residual puts queries farther from every document
+        for _ in range(14):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if query_top1(mid) > target else (lo, mid)
+        return EmbeddingGenerator(self.centroids, self.weights, self.chol,
+                                  self.query_weights, self.query_chol * (lo + hi) / 2)
 
     def sample_queries(self, n: int, seed: int) -> np.ndarray:
         return EmbeddingGenerator(self.centroids, self.query_weights, self.query_chol,

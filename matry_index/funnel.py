@@ -95,8 +95,8 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def candidate_grid(levels: Sequence[int], k: int, n: int) -> list[FunnelPlan]:
-    """Plans to try: coarse counts k·{1 … 200} × shrink ratios for the middle levels."""
-    multipliers = [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100, 150, 200]
+    """Plans to try: coarse counts k·{1 … 500} × shrink ratios for the middle levels."""
+    multipliers = [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300, 500]
     plans = []
     for mult in multipliers:
         first = min(n, int(round(k * mult)))

@@ -126,3 +126,17 @@ def test_training_on_real_scifact_improves_objective_and_low_dim_ndcg(scifact_ex
     after = evaluate_levels(task, [64], result.adaptor.transform)[64]["ndcg@10"]
     assert after > before + 0.02, (before, after)
     assert result.adaptor.settings["mode"] == "unsupervised"
+
+
+def test_benchmarked_settings_are_the_defaults():
+    """The committed quality benchmark was produced with today's TrainConfig defaults."""
+    from dataclasses import asdict
+    from pathlib import Path
+    report = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "quality.json").read_text())
+    defaults = asdict(TrainConfig())
+    for name, result in report["sets"].items():
+        used = result["settings"]
+        for field, value in defaults.items():
+            if field in ("seed", "threads", "levels"):
+                continue
+            assert used[field] == value, (name, field, used[field], value)
