@@ -23,6 +23,7 @@ from .base import Hit, Record
 ID_FIELD = "_matry_id"          # the user's id, kept in the payload so results return it as given
 _NAMESPACE = uuid.UUID("6f1c5a52-3b1e-4f0a-9c55-6d61747279a1")
 FORMAT_VERSION = 1
+UNBOUNDED = 1 << 62             # "collection size" for plans that Qdrant itself bounds
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def compile_funnel(query: np.ndarray, levels: tuple[int, ...], plan: FunnelPlan,
     enclosing one rescores its child's candidates on a longer prefix; the caller's final query
     runs on ``full`` with limit ``k``.
     """
-    stages = plan.stages(levels, k, max(n, k))
+    stages = plan.stages(levels, k, n)
     names = dict(zip(levels, vector_names(levels)))
     prefix = {m: normalize_rows(query[None, :m])[0].tolist() for m, _ in stages}
     inner = None
@@ -186,7 +187,9 @@ class FunnelSearch:
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
                filter: Node | None = None) -> list[list[Hit]]:
         flt = compile_filter(filter, self.vocab)
-        return self._query(funnel_requests(queries, self.levels, plan, k, len(self), flt, self.vocab))
+        # no count() round trip per search: Qdrant returns fewer points when a limit exceeds
+        # the collection, so the plan needs no clipping to its size
+        return self._query(funnel_requests(queries, self.levels, plan, k, UNBOUNDED, flt, self.vocab))
 
     def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
         flt = compile_filter(filter, self.vocab)
