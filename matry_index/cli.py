@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import MatryIndexError
+from ._validation import MatryIndexError, clip_levels
 
 DEFAULT_DATA = Path("../shared/data/scifact")
 DEFAULT_LEVELS = "32,64,128,192,256"
@@ -48,7 +48,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     print(f"loading {args.data} ...")
     exp = load_experiment(args.data, args.embeddings, args.model)
     dim = exp.corpus.vectors.shape[1]
-    levels = tuple(m for m in _levels(args.levels) if m < dim) + (dim,)
+    levels = clip_levels(_levels(args.levels), dim)
     print(f"{len(exp.corpus.ids)} docs x {dim} dims; {len(exp.train_queries())} train queries")
     fits = fit_adaptors(exp, seed=args.seed, supervised=not args.unsupervised_only, levels=levels)
     adaptors = {name: fit.adaptor for name, fit in fits.items()}
@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .experiment import fit_adaptors, load_experiment
     exp = load_experiment(args.data, args.embeddings, args.model)
     dim = exp.corpus.vectors.shape[1]
-    levels = tuple(m for m in _levels(args.levels) if m < dim) + (dim,)
+    levels = clip_levels(_levels(args.levels), dim)
     fits = fit_adaptors(exp, seed=args.seed, supervised=args.supervised, levels=levels)
     adaptor = fits["supervised adaptor" if args.supervised else "unsupervised adaptor"].adaptor
     adaptor.save(args.out)
@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiment import compare, load_experiment
     exp = load_experiment(args.data, args.embeddings, args.model)
     adaptor = MatryoshkaAdaptor.load(args.adaptor)
-    levels = tuple(m for m in _levels(args.levels) if m < adaptor.dim) + (adaptor.dim,)
+    levels = clip_levels(_levels(args.levels), adaptor.dim)
     results = compare(exp, {"adaptor": adaptor}, levels, split=args.split)
     _print_tables(results, levels, f"{Path(args.data).name} {args.split}")
     return 0

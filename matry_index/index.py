@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._fs import atomic_directory
-from ._validation import MatryIndexError, as_matrix, clip_levels
+from ._validation import MatryIndexError, as_matrix, clip_levels, normalize_rows
 from .adaptor.model import AdaptorMismatchError, MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record
 from .filters import parse_filter
@@ -91,7 +91,6 @@ class MatryoshkaIndex:
 
     def adapt(self, vectors: Any) -> np.ndarray:
         """Raw embeddings → the L2-normalised adapted vectors the index stores and compares."""
-        from ._validation import normalize_rows
         return normalize_rows(self._adapt(vectors, "vectors"))
 
     def check_adaptor(self, adaptor_hash: str | None) -> None:
@@ -206,10 +205,8 @@ class MatryoshkaIndex:
                     out[i, j] = key_of.setdefault(h.id, len(key_of))
             return out
         truth = keys(truth_hits)
-        hnsw_m = getattr(self.backend, "hnsw_m_for_cost", None)
-        hnsw_m = hnsw_m() if callable(hnsw_m) else 32
         plan = tune_plan(lambda p: keys(self.backend.search(q, k, p)), truth, self.levels, k,
-                         len(self), target_recall, hnsw_m=hnsw_m)
+                         len(self), target_recall)
         if apply:
             self.plan = plan
         return plan
