@@ -3,16 +3,16 @@
 A quarter of each set's train queries (with every train query that shares a relevant document
 with them removed from the rest) is held out as the development set; the remaining train
 queries are the unlabelled query anchors. No test query or test label is read. Each row
-changes one choice of the default recipe.
+changes one choice of the default recipe; the supervised rows start from the default
+unsupervised adaptor and use the anchor queries' train judgements (never the dev ones).
 
-    python benchmarks/ablation.py --sets scifact
+    python benchmarks/ablation.py --sets scifact [--parts supervised]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from matry_index.adaptor.training import TrainConfig, fit_unsupervised  # noqa: E402
+from matry_index.adaptor.training import TrainConfig, fit_supervised, fit_unsupervised  # noqa: E402
 from matry_index.evaluation import PCARotation, evaluate_levels  # noqa: E402
 from matry_index.evaluation.report import markdown_table  # noqa: E402
 from matry_index.experiment import load_experiment  # noqa: E402
@@ -34,6 +34,8 @@ VARIANTS = {
     "paper losses, after a fixed PCA rotation": {"w_topk": 1.0, "w_pair": 1.0, "w_listwise": 0.0, "rotation": "pca"},
     "fixed PCA rotation (MLP only)": {"rotation": "pca"},
     "rotation only (no MLP)": {"hidden": 0},
+    "loss weight of each level ∝ its size": {"level_weight_power": 1.0},
+    "half of each batch from the query anchors": {"query_anchor_share": 0.5},
 }
 
 
@@ -48,31 +50,70 @@ def dev_split(exp, seed: int = 123):
     return dev, anchors
 
 
+SUPERVISED_VARIANTS = {
+    "supervised default (32 hard negatives, lr 3e-4)": {},
+    "16 hard negatives": {"hard_negatives": 16},
+    "16 hard negatives, lr 1e-3": {"hard_negatives": 16, "supervised_lr": 1e-3},
+}
+
+
+def anchor_triples(exp, anchors: list[str]) -> list[tuple[int, int, float]]:
+    """(anchor row, corpus row, relevance) for the anchor queries' train judgements."""
+    qrels, doc_row = exp.dataset.split("train"), exp.corpus._row
+    return [(i, doc_row[d], float(s)) for i, q in enumerate(anchors)
+            for d, s in qrels[q].items() if d in doc_row and s > 0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sets", nargs="+", default=["scifact", "docstrings"])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per fit")
+    parser.add_argument("--parts", nargs="+", default=["unsupervised", "supervised"],
+                        choices=["unsupervised", "supervised"])
     args = parser.parse_args()
+    out = Path(args.out)
+    # rows of parts not run this time are kept from the previous report
+    previous = json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").exists() else {}
     report, md = {}, ["# Adaptor ablation (development split of the train queries, nDCG@10, seed 0)", ""]
     for name in args.sets:
         exp = load_experiment(REPO.parent / "shared" / "data" / name)
         dev, anchors = dev_split(exp)
         task = exp.task("train").subset(dev)
-        rows = {"truncation": evaluate_levels(task, LEVELS),
-                "PCA": evaluate_levels(task, LEVELS, PCARotation.fit(exp.corpus.vectors).transform)}
-        seconds = {}
-        for label, overrides in VARIANTS.items():
-            overrides = dict(overrides)
-            queries = None if overrides.pop("_no_queries", False) else exp.queries.take(anchors)
-            t0 = time.perf_counter()
-            fit = fit_unsupervised(exp.corpus.vectors, queries=queries, config=TrainConfig(**overrides))
-            seconds[label] = time.perf_counter() - t0
+        queries = exp.queries.take(anchors)
+        old = previous.get(name, {})
+        rows = {label: {int(m): v for m, v in per.items()} for label, per in old.get("rows", {}).items()}
+        seconds = dict(old.get("seconds", {}))
+        rows.update({"truncation": evaluate_levels(task, LEVELS),
+                     "PCA": evaluate_levels(task, LEVELS, PCARotation.fit(exp.corpus.vectors).transform)})
+
+        def record(label: str, fit) -> None:
+            seconds[label] = fit.seconds
             rows[label] = evaluate_levels(task, LEVELS, fit.adaptor.transform)
             print(name, label, {m: round(v["ndcg@10"], 3) for m, v in rows[label].items()}, flush=True)
+        base = None
+        if "unsupervised" in args.parts:
+            for label, overrides in VARIANTS.items():
+                overrides = dict(overrides)
+                anchor_q = None if overrides.pop("_no_queries", False) else queries
+                fit = fit_unsupervised(exp.corpus.vectors, queries=anchor_q,
+                                       config=TrainConfig(threads=args.threads, **overrides))
+                record(label, fit)
+                base = fit.adaptor if not overrides and anchor_q is not None else base
+        if "supervised" in args.parts:
+            if base is None:
+                fit = fit_unsupervised(exp.corpus.vectors, queries=queries, config=TrainConfig(threads=args.threads))
+                record(next(iter(VARIANTS)), fit)
+                base = fit.adaptor
+            triples = anchor_triples(exp, anchors)
+            for label, overrides in SUPERVISED_VARIANTS.items():
+                record(label, fit_supervised(exp.corpus.vectors, queries, triples, base=base,
+                                             config=TrainConfig(threads=args.threads, **overrides)))
         report[name] = {"dev_queries": len(dev), "anchor_queries": len(anchors), "rows": rows, "seconds": seconds}
         wrapped = {k: {m: {"ndcg@10": [v["ndcg@10"]]} for m, v in per.items()} for k, per in rows.items()}
-        md += [markdown_table(wrapped, "ndcg@10", f"{name}: {len(dev)} dev queries, {len(anchors)} anchor queries"), ""]
-        out = Path(args.out)
+        md += [markdown_table(wrapped, "ndcg@10", f"{name}: {len(dev)} dev queries, {len(anchors)} anchor queries"),
+               "", "Fit seconds (supervised rows: the second stage only): "
+               + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()), ""]
         (out / "ablation.json").write_text(json.dumps(report, indent=2))
         (out / "ablation.md").write_text("\n".join(md))
     print("\n".join(md))

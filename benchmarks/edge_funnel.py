@@ -35,44 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
+from matry_index import MatryoshkaAdaptor  # noqa: E402
 from matry_index.experiment import fit_adaptors, load_experiment  # noqa: E402
-from scale import dir_bytes, ground_truth, recall, timed_single  # noqa: E402
+from scale import dir_bytes, ground_truth, measure_index, recall, rss_bytes, timed_single  # noqa: E402
 from synthetic import EmbeddingGenerator  # noqa: E402
 
 K = 10
 LEVELS = (64, 128, 256, 384)
-
-
-def rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def funnel_run(name: str, base, tune_q, queries, truth, args, tmp: Path, **backend) -> dict:
-    ids = np.arange(len(base))
-    rss0 = rss_bytes()
-    index = MatryoshkaIndex(384, levels=LEVELS, **backend)
-    t0 = time.perf_counter()
-    for s in range(0, len(base), 50_000):
-        index.add(ids[s:s + 50_000], base[s:s + 50_000])
-    ingest = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    index.optimize()
-    build = time.perf_counter() - t0
-    plan = index.tune(tune_q, target_recall=args.target, k=K)
-    found = np.array([[h.id for h in hits] for hits in index.search(queries, k=K)])
-    lat = timed_single(lambda q: index.search(q, k=K), queries[: args.latency_queries], args.repeats)
-    index.save(tmp / f"{name}-ix")
-    disk = dir_bytes(tmp / f"{name}-ix") + (dir_bytes(Path(backend["path"])) if "path" in backend else 0)
-    out = {"method": name, "n": len(base), "recall@10": recall(found, truth), **lat,
-           "ingest_seconds": ingest, "build_seconds": build, "plan": plan.to_dict(),
-           "disk_bytes_per_vector": disk / len(base), "rss_bytes_per_vector": (rss_bytes() - rss0) / len(base)}
-    index.close()
-    print(json.dumps(out), flush=True)
-    return out
 
 
 def edge_full_run(base, queries, truth, args, tmp: Path) -> list[dict]:
@@ -102,7 +71,7 @@ def edge_full_run(base, queries, truth, args, tmp: Path) -> list[dict]:
         rows.append({"method": f"edge-full ef={ef}", "n": len(base), "recall@10": recall(found, truth),
                      **timed_single(search, queries[: args.latency_queries], args.repeats),
                      "ingest_seconds": ingest, "build_seconds": build,
-                     "disk_bytes_per_vector": disk, "rss_bytes_per_vector": rss})
+                     "bytes_per_vector_on_disk": disk, "rss_bytes_per_vector": rss})
         print(json.dumps(rows[-1]), flush=True)
     shard.close()
     return rows
@@ -120,6 +89,7 @@ def main() -> None:
     parser.add_argument("--adaptor", default=None, help="a saved adaptor (default: fit one, seed 0)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     exp = load_experiment(REPO.parent / "shared" / "data" / "scifact")
     adaptor = (MatryoshkaAdaptor.load(args.adaptor) if args.adaptor
                else fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor)
@@ -134,16 +104,18 @@ def main() -> None:
         del flat
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            report["rows"].append(funnel_run("edge-funnel", base, tune_q, queries, truth, args, tmp,
-                                             backend="qdrant-edge", path=str(tmp / "edge-funnel"),
-                                             hnsw_m=args.m, ef_construct=args.ef_construct))
+            common = {"levels": LEVELS, "targets": (args.target,), "latency_queries": args.latency_queries,
+                      "repeats": args.repeats, "tmp": tmp, "chunk": 50_000}
+            report["rows"] += measure_index("edge-funnel", base, tune_q, queries, truth, **common,
+                                            backend="qdrant-edge", path=str(tmp / "edge-funnel"),
+                                            hnsw_m=args.m, ef_construct=args.ef_construct)
             gc.collect()
             report["rows"] += edge_full_run(base, queries, truth, args, tmp)
             gc.collect()
             faiss.omp_set_num_threads(2)
-            report["rows"].append(funnel_run("faiss-funnel", base, tune_q, queries, truth, args, tmp,
-                                             coarse="hnsw", hnsw_m=args.m, ef_construction=args.ef_construct,
-                                             deferred_build=True))
+            report["rows"] += measure_index("faiss-funnel", base, tune_q, queries, truth, **common,
+                                            coarse="hnsw", hnsw_m=args.m, ef_construction=args.ef_construct,
+                                            deferred_build=True)
         del base
         gc.collect()
         (Path(args.out) / "edge_funnel.json").write_text(json.dumps(report, indent=2))
@@ -153,7 +125,7 @@ def main() -> None:
           "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         md.append(f"| {r['n']:,} | {r['method']} | {r['recall@10']:.4f} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} | "
-                  f"{r['ingest_seconds']:.1f} | {r['build_seconds']:.1f} | {r['disk_bytes_per_vector']:.0f} | "
+                  f"{r['ingest_seconds']:.1f} | {r['build_seconds']:.1f} | {r['bytes_per_vector_on_disk']:.0f} | "
                   f"{r['rss_bytes_per_vector']:.0f} |")
     (Path(args.out) / "edge_funnel.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -122,8 +122,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         payload = [json.loads(line) for line in Path(args.payload).read_text(encoding="utf-8").splitlines()]
     adaptor = MatryoshkaAdaptor.load(args.adaptor) if args.adaptor else None
     index = MatryoshkaIndex(vectors.shape[1], adaptor=adaptor,
-                            levels=_levels(args.levels) if args.levels else None)
+                            levels=_levels(args.levels) if args.levels else None,
+                            coarse=args.coarse, ivf_encoding=args.ivf_encoding, nlist=args.nlist)
     index.add(ids, vectors, payload)
+    if args.tune_queries:
+        plan = index.tune(np.load(args.tune_queries), target_recall=args.target_recall, k=args.k)
+        print(f"tuned plan {plan.to_dict()}")
     index.save(args.out)
     print(f"built {index} at {args.out}")
     return 0
@@ -198,7 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", required=True, help="text file, one id per line")
     p.add_argument("--payload", help=".jsonl file, one metadata object per line")
     p.add_argument("--adaptor")
-    p.add_argument("--levels", default=None)
+    p.add_argument("--levels", default=None, help="prefix levels; the first is the coarse one")
+    p.add_argument("--coarse", choices=["auto", "flat", "hnsw", "ivf"], default="auto")
+    p.add_argument("--ivf-encoding", choices=["flat", "sq8"], default="flat")
+    p.add_argument("--nlist", type=int, default=None, help="IVF lists (default 4·sqrt(n))")
+    p.add_argument("--tune-queries", help=".npy of sample query embeddings to tune the funnel on")
+    p.add_argument("--target-recall", type=float, default=0.99)
+    p.add_argument("-k", type=int, default=10, help="the k the funnel is tuned for")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_build)
 

@@ -4,10 +4,11 @@ A plan for levels (64, 128, 256, 384) with ``candidates=(400, 100, 40)`` means: 
 search on the 64-d prefix keeps 400 candidates; exact rescoring on the 128-d prefix keeps
 100; on the 256-d prefix, 40; exact full-dimension scores pick the final k. A level whose
 count is 0 is skipped. ``ef`` (HNSW's search breadth) is never below the first count — FAISS
-does not raise it on its own, and a smaller ef silently returns poorer candidates.
+does not raise it on its own, and a smaller ef silently returns poorer candidates. ``nprobe``
+is the breadth of an IVF coarse index (how many of its lists are scanned).
 
 :func:`tune` picks the cheapest plan that reaches a target recall@k against exact
-full-dimension search on sample queries, under a cost model of distance computations.
+full-dimension search on sample queries, under the cost model of :class:`CoarseCost`.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class FunnelPlan:
     candidates: tuple[int, ...]
     ef: int | None = None
     tuned: dict = field(default_factory=dict, compare=False)
+    nprobe: int | None = None
 
     def stages(self, levels: Sequence[int], k: int, n: int) -> list[tuple[int, int]]:
         """(level, kept) pairs actually run for a top-``k`` search over ``n`` records.
@@ -60,28 +62,73 @@ class FunnelPlan:
             c = max(k, c // 4)
         return cls(tuple(counts))
 
+    def with_tuning(self, record: dict) -> "FunnelPlan":
+        return FunnelPlan(self.candidates, self.ef, record, self.nprobe)
+
     def to_dict(self) -> dict:
-        return {"candidates": list(self.candidates), "ef": self.ef, "tuned": self.tuned}
+        return {"candidates": list(self.candidates), "ef": self.ef, "nprobe": self.nprobe,
+                "tuned": self.tuned}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FunnelPlan":
-        return cls(tuple(int(c) for c in d["candidates"]), d.get("ef"), d.get("tuned") or {})
+        return cls(tuple(int(c) for c in d["candidates"]), d.get("ef"), d.get("tuned") or {},
+                   d.get("nprobe"))
 
 
-def plan_cost(plan: FunnelPlan, levels: Sequence[int], k: int, n: int, hnsw_m: int = 32) -> float:
-    """Distance-computation cost in float multiply-adds per query.
+# A read from a random place in memory (an HNSW node, a candidate row) costs about as much as
+# this many multiply-adds on this class of machine: at a million vectors the walk and the
+# candidate gathers are bound by memory latency, not arithmetic.
+RANDOM_READ_COST = 200.0
 
-    The approximate stage visits about ``ef · M`` nodes of the graph (or all ``n`` for a
-    flat coarse index, when ``hnsw_m`` is 0); each later stage scores the previous stage's
-    survivors on its own prefix.
+
+@dataclass(frozen=True)
+class CoarseCost:
+    """What the approximate stage costs: its kind ("flat", "hnsw", "ivf") and shape.
+
+    ``bytes_per_dim`` is 4 for float vectors and 1 for 8-bit codes (an IVF-SQ8 scan reads and
+    multiplies a quarter of the bytes).
     """
+
+    kind: str = "hnsw"
+    hnsw_m: int = 32
+    nlist: int = 0
+    bytes_per_dim: int = 4
+
+    def breadths(self) -> list[int | None]:
+        """nprobe values worth trying (None where the kind has no such knob)."""
+        if self.kind != "ivf" or self.nlist <= 1:
+            return [None]
+        grid = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+        if self.nlist > grid[-1]:
+            return list(grid)
+        return [p for p in grid if p < self.nlist] + [self.nlist]
+
+    def cost(self, plan: FunnelPlan, level: int, kept: int, n: int) -> float:
+        scale = self.bytes_per_dim / 4
+        if self.kind == "hnsw":
+            visited = min(n, plan.ef_for(kept) * self.hnsw_m)
+            return visited * (level + RANDOM_READ_COST)
+        if self.kind == "ivf" and self.nlist > 1:
+            probes = min(self.nlist, plan.nprobe or 1)
+            scanned = min(n, probes * n / self.nlist)
+            return self.nlist * level + scanned * level * scale + probes * RANDOM_READ_COST
+        return n * level * scale
+
+
+def plan_cost(plan: FunnelPlan, levels: Sequence[int], k: int, n: int,
+              coarse: CoarseCost | None = None) -> float:
+    """Estimated cost of one query in multiply-add equivalents.
+
+    The approximate stage costs what :class:`CoarseCost` says; each later stage gathers the
+    previous stage's survivors (a random read each) and scores them on its own prefix.
+    """
+    coarse = coarse or CoarseCost()
     stages = plan.stages(levels, k, n)
     first_level, first_kept = stages[0]
-    visited = n if hnsw_m == 0 else min(n, plan.ef_for(first_kept) * hnsw_m)
-    cost = float(visited * first_level)
+    cost = coarse.cost(plan, first_level, first_kept, n)
     prev = first_kept
     for level, kept in stages[1:]:
-        cost += prev * level
+        cost += prev * (level + RANDOM_READ_COST)
         prev = kept
     return cost
 
@@ -94,26 +141,29 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(hits))
 
 
-def candidate_grid(levels: Sequence[int], k: int, n: int) -> list[FunnelPlan]:
-    """Plans to try: coarse counts k·{1 … 500} × shrink ratios for the middle levels."""
+def candidate_grid(levels: Sequence[int], k: int, n: int,
+                   coarse: CoarseCost | None = None) -> list[FunnelPlan]:
+    """Plans to try: coarse counts k·{1 … 500} × shrink ratios for the middle levels
+    (× nprobe values for an IVF coarse index)."""
     multipliers = [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300, 500]
     plans = []
-    for mult in multipliers:
-        first = min(n, int(round(k * mult)))
-        for ratio in (0, 2, 4, 8):  # 0: skip middle levels, rescore at full dimension directly
-            counts, c = [first], first
-            for _ in levels[1:-1]:
-                if ratio == 0:
-                    counts.append(0)
-                else:
-                    c = max(k, c // ratio)
-                    counts.append(c)
-            plans.append(FunnelPlan(tuple(counts)))
+    for nprobe in (coarse or CoarseCost()).breadths():
+        for mult in multipliers:
+            first = min(n, int(round(k * mult)))
+            for ratio in (0, 2, 4, 8):  # 0: skip middle levels, rescore at full dimension directly
+                counts, c = [first], first
+                for _ in levels[1:-1]:
+                    if ratio == 0:
+                        counts.append(0)
+                    else:
+                        c = max(k, c // ratio)
+                        counts.append(c)
+                plans.append(FunnelPlan(tuple(counts), nprobe=nprobe))
     return list(dict.fromkeys(plans))
 
 
 def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Sequence[int],
-         k: int, n: int, target_recall: float = 0.99, hnsw_m: int = 32) -> FunnelPlan:
+         k: int, n: int, target_recall: float = 0.99, coarse: CoarseCost | None = None) -> FunnelPlan:
     """The cheapest plan (by :func:`plan_cost`) whose recall@k reaches ``target_recall``.
 
     ``run(plan)`` returns the keys found for the sample queries, ``truth`` their exact
@@ -125,15 +175,16 @@ def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Seq
         raise MatryIndexError(f"target_recall must be in (0, 1]; got {target_recall}")
     if len(levels) < 2:
         return FunnelPlan((), tuned={"recall": 1.0, "target": target_recall, "reached": True})
-    plans = sorted(candidate_grid(levels, k, n), key=lambda p: plan_cost(p, levels, k, n, hnsw_m))
+    def cost(plan: FunnelPlan) -> float:
+        return plan_cost(plan, levels, k, n, coarse)
+    plans = sorted(candidate_grid(levels, k, n, coarse), key=cost)
     best, best_recall = plans[-1], -1.0
     for plan in plans:
         r = recall_at_k(run(plan), truth)
         if r >= target_recall:
-            return FunnelPlan(plan.candidates, plan.ef, {
-                "recall": r, "target": target_recall, "reached": True, "k": k,
-                "cost": plan_cost(plan, levels, k, n, hnsw_m), "queries": len(truth)})
+            return plan.with_tuning({"recall": r, "target": target_recall, "reached": True, "k": k,
+                                     "cost": cost(plan), "queries": len(truth)})
         if r > best_recall:
             best, best_recall = plan, r
-    return FunnelPlan(best.candidates, best.ef, {"recall": best_recall, "target": target_recall,
-                                                  "reached": False, "k": k, "queries": len(truth)})
+    return best.with_tuning({"recall": best_recall, "target": target_recall, "reached": False,
+                             "k": k, "queries": len(truth)})

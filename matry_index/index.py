@@ -206,7 +206,7 @@ class MatryoshkaIndex:
             return out
         truth = keys(truth_hits)
         plan = tune_plan(lambda p: keys(self.backend.search(q, k, p)), truth, self.levels, k,
-                         len(self), target_recall)
+                         len(self), target_recall, getattr(self.backend, "coarse_cost", lambda: None)())
         if apply:
             self.plan = plan
         return plan

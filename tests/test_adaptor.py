@@ -140,3 +140,22 @@ def test_benchmarked_settings_are_the_defaults():
             if field in ("seed", "threads", "levels"):
                 continue
             assert used[field] == value, (name, field, used[field], value)
+
+
+def test_level_weights_sum_to_one_and_follow_the_power():
+    from matry_index.adaptor.training import level_weights
+    assert level_weights((64, 128, 384), 0.0) == pytest.approx([1 / 3] * 3)
+    w = level_weights((64, 128, 384), 1.0)
+    assert w.sum() == pytest.approx(1.0) and w == pytest.approx([64 / 576, 128 / 576, 384 / 576])
+
+
+def test_batches_draw_the_requested_share_of_query_anchors(rng):
+    from matry_index.adaptor.training import _Anchors
+    corpus, queries = rng.normal(size=(300, 8)).astype(np.float32), rng.normal(size=(40, 8)).astype(np.float32)
+    data = _Anchors(corpus, queries, TrainConfig(neighbours=4), np.random.default_rng(0))
+    batch = data.sample(np.random.default_rng(1), 64, query_share=0.5)
+    assert len(batch) == len(set(batch)) == 64
+    assert (batch >= len(corpus)).sum() == 32           # rows past the corpus are query anchors
+    assert not set(batch) & set(data.val)               # never a validation anchor
+    uniform = data.sample(np.random.default_rng(1), 64, query_share=None)
+    assert (uniform >= len(corpus)).sum() < 32           # ~40/340 of the anchors are queries

@@ -99,6 +99,21 @@ def test_cli_build_and_search(tmp_path, small_corpus, capsys):
     assert main(["search", "--index", str(tmp_path / "nope"), "--queries", str(tmp_path / "q.npy")]) == 2
 
 
+def test_cli_build_ivf_and_tune(tmp_path, small_corpus, capsys):
+    from matry_index import MatryoshkaIndex
+    ids, docs, queries = small_corpus
+    np.save(tmp_path / "docs.npy", docs)
+    (tmp_path / "docs.ids").write_text("\n".join(ids))
+    np.save(tmp_path / "tune.npy", queries[:50])
+    assert main(["build", "--embeddings", str(tmp_path / "docs.npy"), "--ids", str(tmp_path / "docs.ids"),
+                 "--levels", "128,256", "--coarse", "ivf", "--ivf-encoding", "sq8", "--nlist", "32",
+                 "--tune-queries", str(tmp_path / "tune.npy"), "--target-recall", "0.95",
+                 "--out", str(tmp_path / "ix")]) == 0
+    assert "tuned plan" in capsys.readouterr().out
+    index = MatryoshkaIndex.load(tmp_path / "ix")
+    assert index.backend.coarse_kind == "ivf" and index.plan.tuned["reached"] and index.plan.nprobe
+
+
 def test_qdrant_setup_creates_ingests_and_refuses_mismatch(tmp_path, small_corpus, capsys, rng):
     from matry_index import MatryoshkaAdaptor
     ids, docs, _ = small_corpus

@@ -76,6 +76,21 @@ def test_tuned_plan_reaches_target_on_held_out_queries(scifact_vectors):
     assert plan.candidates[0] < len(docs)  # it did not just scan everything
 
 
+def test_tuned_ivf_plan_picks_nprobe_and_holds_on_held_out_queries(scifact_vectors, tmp_path):
+    ids, docs, queries = scifact_vectors
+    idx = MatryoshkaIndex(docs.shape[1], levels=(128, 256), coarse="ivf", ivf_encoding="sq8", nlist=64)
+    idx.add(ids, docs)
+    plan = idx.tune(queries[:300], target_recall=0.95, k=10)
+    assert plan.tuned["reached"] and plan.nprobe is not None and plan.nprobe < 64
+    held_out = queries[300:600]
+    exact = idx.search(held_out, k=10, exact=True)
+    recall = np.mean([len(set(ids_of(a)) & set(ids_of(b))) / 10
+                      for a, b in zip(idx.search(held_out, k=10), exact)])
+    assert recall >= 0.93
+    idx.save(tmp_path / "ix")
+    assert MatryoshkaIndex.load(tmp_path / "ix").plan.nprobe == plan.nprobe
+
+
 @pytest.mark.reopen
 def test_save_load_round_trip(index, small_corpus, tmp_path):
     _, _, queries = small_corpus
@@ -279,10 +294,12 @@ def test_search_is_safe_during_concurrent_adds(small_corpus):
     assert not errors and len(idx) == 2000
 
 
-@pytest.mark.parametrize("coarse", ["flat", "ivf", "auto"])
-def test_other_coarse_indexes(small_corpus, coarse):
+@pytest.mark.parametrize("coarse, options", [
+    ("flat", {}), ("ivf", {}), ("auto", {}), ("ivf", {"ivf_encoding": "sq8"}),
+    ("ivf", {"ivf_encoding": "sq8", "nlist": 1024, "nprobe": 512})])  # graph-searched centroids
+def test_other_coarse_indexes(small_corpus, coarse, options):
     ids, docs, queries = small_corpus
-    idx = MatryoshkaIndex(docs.shape[1], coarse=coarse, nprobe=64)
+    idx = MatryoshkaIndex(docs.shape[1], coarse=coarse, **{"nprobe": 64, **options})
     idx.add(ids, docs)
     exact = idx.search(queries[:20], k=10, exact=True)
     funnel = idx.search(queries[:20], k=10, plan=FunnelPlan((1000, 500, 200)))
@@ -380,3 +397,16 @@ def test_scan_lists_matching_records(index, small_corpus):
     assert len(seven) == 40 and all(m["n"] == 7 for _, m in seven)
     index.delete([seven[0][0]])
     assert len(index.scan({"n": 7})) == 39
+
+
+@pytest.mark.parametrize("coarse", ["hnsw", "ivf"])
+def test_single_query_and_batch_paths_agree(small_corpus, coarse):
+    """One query takes a leaner code path than a batch; both must return the same hits."""
+    ids, docs, queries = small_corpus
+    idx = MatryoshkaIndex(docs.shape[1], coarse=coarse, plan=FunnelPlan((200, 60, 20), nprobe=8))
+    idx.add(ids, docs)
+    batch = idx.search(queries[:10], k=10)
+    for q, hits in zip(queries[:10], batch):
+        single = idx.search(q, k=10)
+        assert ids_of(single) == ids_of(hits)
+        assert [h.score for h in single] == pytest.approx([h.score for h in hits], abs=1e-5)

@@ -31,8 +31,12 @@ class AdaptorMismatchError(MatryIndexError):
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """tanh-approximated GELU, the same formula the torch trainer uses."""
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+    """tanh-approximated GELU, the same formula the torch trainer uses.
+
+    ``x * x * x`` rather than ``x ** 3``: numpy's generic power is ~20 µs on one query's
+    hidden layer, more than the rest of the adaptor together.
+    """
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * (x * x * x))))
 
 
 class MatryoshkaAdaptor:

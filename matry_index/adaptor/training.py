@@ -45,6 +45,7 @@ class TrainConfig:
     neighbours: int = 32           # mined nearest documents per anchor
     batch_size: int = 256
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over max_steps
     max_steps: int = 700
     eval_every: int = 100
     patience: int = 3              # evaluations without improvement before stopping
@@ -55,10 +56,13 @@ class TrainConfig:
     w_rec: float = 1.0
     temperature: float = 0.05
     include_full: bool = True      # also preserve full-dimension similarities
+    level_weight_power: float = 0.0  # weight of level m in the loss ∝ m**power (0 = equal)
+    query_anchor_share: float | None = None  # share of each batch drawn from query anchors
+    #                                          (None: in proportion to their number)
     # supervised stage
     w_rank: float = 1.0
     rank_scale: float = 20.0
-    hard_negatives: int = 16
+    hard_negatives: int = 32
     supervised_lr: float = 3e-4
     seed: int = 0
     threads: int | None = None
@@ -161,6 +165,33 @@ class _Anchors:
         order = rng.permutation(len(self.vectors))
         n_val = max(1, int(round(cfg.val_fraction * len(order)))) if len(order) > 1 else 0
         self.val, self.train = order[:n_val], order[n_val:]
+        is_query = self.train >= len(corpus)
+        self.train_docs, self.train_queries = self.train[~is_query], self.train[is_query]
+
+    def sample(self, rng: np.random.Generator, size: int, query_share: float | None) -> np.ndarray:
+        """A batch of training anchors; ``query_share`` of it from the query anchors.
+
+        Retrieval ranks documents for *queries*, whose distribution differs from the
+        documents'; a fixed share keeps a few hundred queries from drowning among thousands
+        of documents. None draws uniformly from all anchors.
+        """
+        size = min(size, len(self.train))
+        if query_share is None or not len(self.train_queries) or not len(self.train_docs):
+            return rng.choice(self.train, size=size, replace=False)
+        n_q = min(len(self.train_queries), int(round(query_share * size)))
+        n_d = min(len(self.train_docs), size - n_q)
+        return np.concatenate([rng.choice(self.train_queries, size=n_q, replace=False),
+                               rng.choice(self.train_docs, size=n_d, replace=False)])
+
+
+def level_weights(levels: Sequence[int], power: float) -> np.ndarray:
+    """Loss weight of each prefix level, ∝ level**power and summing to 1.
+
+    Equal weights (power 0) let the short prefixes, whose losses are largest, dominate the
+    gradient; a positive power moves effort towards the longer prefixes.
+    """
+    w = np.asarray(levels, np.float64) ** float(power)
+    return w / w.sum()
 
 
 def _similarity_terms(module: _TorchAdaptor, anchors: np.ndarray, corpus: np.ndarray,
@@ -185,13 +216,12 @@ def _similarity_terms(module: _TorchAdaptor, anchors: np.ndarray, corpus: np.nda
     terms = {"topk": 0.0, "pair": 0.0, "listwise": 0.0}
     all_nbr = losses.prefix_cosines_multi(a_ad, n_ad, levels)
     all_rand = losses.prefix_cosines_multi(a_ad, r_ad, levels)
-    for p_nbr, p_rand in zip(all_nbr, all_rand):
-        terms["topk"] = terms["topk"] + losses.similarity_preservation_loss(t_nbr, p_nbr)
-        terms["pair"] = terms["pair"] + losses.similarity_preservation_loss(t_rand, p_rand)
+    for w, p_nbr, p_rand in zip(level_weights(levels, cfg.level_weight_power), all_nbr, all_rand):
+        terms["topk"] = terms["topk"] + w * losses.similarity_preservation_loss(t_nbr, p_nbr)
+        terms["pair"] = terms["pair"] + w * losses.similarity_preservation_loss(t_rand, p_rand)
         if cfg.w_listwise:
-            terms["listwise"] = terms["listwise"] + losses.listwise_kl_loss(
+            terms["listwise"] = terms["listwise"] + w * losses.listwise_kl_loss(
                 torch.cat([t_nbr, t_rand], 1), torch.cat([p_nbr, p_rand], 1), cfg.temperature)
-    terms = {name: value / len(levels) for name, value in terms.items()}
     terms["rec"] = losses.reconstruction_loss(residual)
     return terms
 
@@ -237,6 +267,10 @@ def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr
     if not params:
         raise MatryIndexError("nothing to train: set hidden > 0 or rotation='pca-learned'")
     opt = torch.optim.Adam(params, lr=lr)
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise MatryIndexError(f"lr_schedule must be 'constant' or 'cosine'; got {cfg.lr_schedule!r}")
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_steps)
+                if cfg.lr_schedule == "cosine" else None)
     best_score, best_state, best_step, stale = evaluate(), copy.deepcopy(module.state_dict()), 0, 0
     history = [{"step": 0, "score": best_score}]
     bar = tqdm(range(1, cfg.max_steps + 1), desc=desc, leave=False)
@@ -246,6 +280,8 @@ def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if schedule is not None:
+            schedule.step()
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             module.eval()
             score = evaluate()
@@ -289,7 +325,7 @@ def fit_unsupervised(corpus: np.ndarray, *, queries: np.ndarray | None = None,
                 "n_query_anchors": 0 if extra is None else len(extra)}
 
     def step_loss():
-        idx = rng.choice(data.train, size=min(cfg.batch_size, len(data.train)), replace=False)
+        idx = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
         return _unsupervised_loss(module, data, idx, loss_levels, cfg, rng)
 
     def evaluate() -> float:
@@ -442,7 +478,7 @@ def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
         grade, mask = torch.from_numpy(judged.grade[qi]), torch.from_numpy(judged.mask[qi])
         rank = sum(losses.ranking_loss(scores, grade, cfg.rank_scale, mask)
                    for scores in losses.prefix_cosines_multi(q_ad, c_ad, loss_levels)) / len(loss_levels)
-        ai = rng.choice(data.train, size=min(cfg.batch_size, len(data.train)), replace=False)
+        ai = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
         unsup, parts = _unsupervised_loss(module, data, ai, loss_levels, cfg, rng)
         return cfg.w_rank * rank + unsup, {**parts, "rank": float(rank.detach())}
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..filters import Node
-from ..funnel import FunnelPlan
+from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
 
 
@@ -67,6 +67,9 @@ class Backend(Protocol):
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
         """(id, metadata) of every stored record that matches ``filter``, in no set order."""
+
+    def coarse_cost(self) -> CoarseCost:
+        """How the approximate stage's cost grows with a plan (used to rank plans in tuning)."""
 
     def __len__(self) -> int: ...
 

@@ -23,18 +23,26 @@ import numpy as np
 
 from .._validation import MatryIndexError, normalize_rows
 from ..filters import Node, matches
-from ..funnel import FunnelPlan
+from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
 from .base import Hit, Record, level_norms
 
 COARSE_KINDS = ("auto", "flat", "hnsw", "ivf")
+IVF_ENCODINGS = ("flat", "sq8")
+HNSW_QUANTIZER_FROM = 1024  # lists; below this a flat scan of the centroids is cheap enough
 
 
 class FaissBackend:
     """In-process FAISS storage for a ``dim``-d index with prefix ``levels``.
 
     ``coarse``: "hnsw" (default above ``flat_threshold`` records with "auto"), "flat"
-    (exact coarse scan), or "ivf" (``IndexIVFFlat``, trained on the first add).
+    (exact coarse scan), or "ivf" (inverted lists, trained on the first add — or, with
+    ``deferred_build``, on everything loaded before :meth:`optimize`). ``ivf_encoding``:
+    "flat" (float32 codes) or "sq8" (8-bit scalar quantisation: a quarter of the bytes to
+    scan; the funnel's exact rescoring removes the quantisation error). ``nprobe`` is the
+    IVF breadth when the plan does not set one. With ``nlist`` ≥ ``HNSW_QUANTIZER_FROM`` the
+    lists' centroids are themselves found through a small HNSW graph: scanning thousands of
+    centroids would otherwise cost as much as scanning the lists.
     ``deferred_build``: bulk-load mode — adds only store rows, and the coarse index catches up
     on :meth:`optimize` or the next search.
     """
@@ -43,15 +51,18 @@ class FaissBackend:
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, coarse: str = "auto", hnsw_m: int = 32,
                  ef_construction: int = 80, flat_threshold: int = 10_000, nlist: int | None = None,
-                 nprobe: int = 16, compact_fraction: float = 0.25, exact_fraction: float = 0.02,
-                 deferred_build: bool = False):
+                 nprobe: int = 16, ivf_encoding: str = "flat", compact_fraction: float = 0.25,
+                 exact_fraction: float = 0.02, deferred_build: bool = False):
         if coarse not in COARSE_KINDS:
             raise MatryIndexError(f"coarse must be one of {COARSE_KINDS}; got {coarse!r}")
+        if ivf_encoding not in IVF_ENCODINGS:
+            raise MatryIndexError(f"ivf_encoding must be one of {IVF_ENCODINGS}; got {ivf_encoding!r}")
         self.dim, self.levels = int(dim), tuple(levels)
         self.coarse_dim = self.levels[0]
+        self._level_of = {m: i for i, m in enumerate(self.levels)}
         self.options = {"coarse": coarse, "hnsw_m": hnsw_m, "ef_construction": ef_construction,
                         "flat_threshold": flat_threshold, "nlist": nlist, "nprobe": nprobe,
-                        "compact_fraction": compact_fraction, "exact_fraction": exact_fraction,
+                        "ivf_encoding": ivf_encoding, "compact_fraction": compact_fraction, "exact_fraction": exact_fraction,
                         "deferred_build": deferred_build}
         self._lock = threading.RLock()
         self._vectors = np.empty((0, self.dim), np.float32)
@@ -66,6 +77,7 @@ class FaissBackend:
         self._coarse_kind = "flat"
         self._version = 0                       # bumped by every write; keys the filter cache
         self._filter_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._params_cache: dict[tuple, Any] = {}
 
     # --- structure ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -94,8 +106,20 @@ class FaissBackend:
         if len(train_on) < nlist:
             raise MatryIndexError(f"an IVF coarse index with {nlist} lists needs at least {nlist} "
                                   f"vectors in its first add; got {len(train_on)}")
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(m), m, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(train_on)
+        if nlist >= HNSW_QUANTIZER_FROM:
+            quantizer = faiss.IndexHNSWFlat(m, 32, faiss.METRIC_INNER_PRODUCT)
+        else:
+            quantizer = faiss.IndexFlatIP(m)
+        if self.options["ivf_encoding"] == "sq8":
+            index = faiss.IndexIVFScalarQuantizer(quantizer, m, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFFlat(quantizer, m, nlist, faiss.METRIC_INNER_PRODUCT)
+        # k-means needs no more than a few hundred points per list; more only costs time
+        sample = train_on
+        if len(train_on) > 256 * nlist:
+            sample = train_on[np.random.default_rng(0).choice(len(train_on), 256 * nlist, replace=False)]
+        index.train(sample)
         return index
 
     def _coarse_vectors(self, rows: slice | np.ndarray) -> np.ndarray:
@@ -231,15 +255,20 @@ class FaissBackend:
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         return [Hit(self._ids[r], float(s), dict(self._meta[r] or {}))
-                for r, s in zip(rows, scores) if r >= 0]
+                for r, s in zip(rows.tolist(), scores.tolist()) if r >= 0]
 
     def _rescore(self, q_prefix: np.ndarray, rows: np.ndarray, level_index: int) -> np.ndarray:
-        """Cosine at one level between each query and its own candidate rows (-1 = none)."""
+        """Prefix scores of each query's own candidate rows (-1 = none → -inf).
+
+        Proportional to the cosine at that level: within one query the ranking does not
+        need the query's own prefix norm, only each candidate's stored one.
+        """
         m = self.levels[level_index]
-        safe = np.where(rows >= 0, rows, 0)
-        cand = self._vectors[safe, :m]                       # (nq, C, m)
-        scores = np.einsum("qcm,qm->qc", cand, q_prefix) / self._norms[safe, level_index]
-        return np.where(rows >= 0, scores, -np.inf)
+        missing = rows < 0
+        safe = np.where(missing, 0, rows) if missing.any() else rows
+        cand = self._vectors[safe, :m]                                  # (nq, C, m)
+        scores = np.matmul(cand, q_prefix[:, :, None])[..., 0] / self._norms[safe, level_index]
+        return np.where(missing, -np.inf, scores) if missing.any() else scores
 
     def _exact_rows(self, queries: np.ndarray, k: int, allowed: np.ndarray | None):
         rows = np.arange(self._n) if allowed is None else np.flatnonzero(allowed)
@@ -264,20 +293,75 @@ class FaissBackend:
             rows, scores = self._exact_rows(queries, k, self._allowed(filter))
             return [self._hits(r, s) for r, s in zip(rows, scores)]
 
+    def coarse_cost(self) -> CoarseCost:
+        """The cost model :func:`matry_index.funnel.tune` uses to rank plans for this index."""
+        kind = self._coarse_kind if self._coarse is not None else self._wanted_coarse_kind(len(self))
+        nlist = int(self._coarse.nlist) if kind == "ivf" and self._coarse is not None else 0
+        sq8 = kind == "ivf" and self.options["ivf_encoding"] == "sq8"
+        return CoarseCost(kind, self.options["hnsw_m"], nlist, 1 if sq8 else 4)
+
+    def _search_params(self, count: int, plan: FunnelPlan, sel=None):
+        """FAISS search parameters for the coarse stage (cached when there is no selector:
+        building the SWIG objects costs more than a small IVF search)."""
+        if self._coarse_kind == "hnsw":
+            key = ("hnsw", plan.ef_for(count))
+        elif self._coarse_kind == "ivf":
+            key = ("ivf", plan.nprobe or self.options["nprobe"], self._coarse.nlist >= HNSW_QUANTIZER_FROM)
+        else:
+            key = ("flat",)
+        params = self._params_cache.get(key) if sel is None else None
+        if params is not None:
+            return params
+        if key[0] == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=key[1], sel=sel)
+        elif key[0] == "ivf":
+            params = faiss.SearchParametersIVF(nprobe=key[1], sel=sel)
+            if key[2]:  # the centroid graph must return the nprobe nearest lists reliably
+                params.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(48, 4 * key[1]))
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        if sel is None:
+            self._params_cache[key] = params
+        return params
+
     def _coarse_search(self, q_coarse: np.ndarray, count: int, allowed: np.ndarray | None,
-                       ef: int) -> np.ndarray:
-        sel = None
+                       plan: FunnelPlan) -> np.ndarray:
+        sel = bitmap = None
         if allowed is not None:
             bitmap = np.packbits(allowed, bitorder="little")
             sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-        if self._coarse_kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
-        elif self._coarse_kind == "ivf":
-            params = faiss.SearchParametersIVF(nprobe=self.options["nprobe"], sel=sel)
-        else:
-            params = faiss.SearchParameters(sel=sel)
-        _, rows = self._coarse.search(q_coarse, count, params=params)
+        _, rows = self._coarse.search(q_coarse, count, params=self._search_params(count, plan, sel))
+        del bitmap  # the selector reads it during the search; keep it alive until here
         return rows
+
+    def _funnel(self, q: np.ndarray, stages: list[tuple[int, int]], allowed: np.ndarray | None,
+                plan: FunnelPlan) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and full-dimension cosines of each query's top hits, best first."""
+        first_level, first_count = stages[0]
+        rows = self._coarse_search(np.ascontiguousarray(q[:, :first_level]), first_count, allowed, plan)
+        if len(q) == 1:  # one query: 1-d numpy, a third of the per-call overhead of the batch path
+            r, sc = self._rescore_one(q[0], rows[0][rows[0] >= 0], stages[1:])
+            return r[None, :], sc[None, :]
+        scores = np.zeros(rows.shape, np.float32)
+        for level, kept in stages[1:]:
+            scores = self._rescore(q[:, :level], rows, self._level_of[level])
+            if kept < rows.shape[1]:
+                top = np.argpartition(-scores, kept - 1, axis=1)[:, :kept]
+                rows, scores = np.take_along_axis(rows, top, 1), np.take_along_axis(scores, top, 1)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return np.take_along_axis(rows, order, 1), np.take_along_axis(scores, order, 1)
+
+    def _rescore_one(self, q: np.ndarray, rows: np.ndarray,
+                     stages: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The rescoring stages of :meth:`_funnel` for a single query's candidate rows."""
+        scores = np.zeros(len(rows), np.float32)
+        for level, kept in stages:
+            scores = self._vectors[rows, :level] @ q[:level] / self._norms[rows, self._level_of[level]]
+            if kept < len(rows):
+                top = np.argpartition(-scores, kept - 1)[:kept]
+                rows, scores = rows[top], scores[top]
+        order = np.argsort(-scores, kind="stable")
+        return rows[order], scores[order]
 
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
                filter: Node | None = None) -> list[list[Hit]]:
@@ -294,23 +378,17 @@ class FaissBackend:
             if selective or len(stages) == 1 or n_ok <= stages[0][1]:
                 rows, scores = self._exact_rows(queries, k, allowed)
                 return [self._hits(r, s) for r, s in zip(rows, scores)]
-            ef = plan.ef_for(stages[0][1])
-            level_index = {m: i for i, m in enumerate(self.levels)}
+            # full-dimension cosines at the last stage: normalise once; earlier stages rank
+            # within a query and need no normalisation of the query's prefix
+            q_all = normalize_rows(queries)
             out: list[list[Hit]] = []
-            for s in range(0, len(queries), 256):
-                q = queries[s:s + 256]
-                rows = self._coarse_search(normalize_rows(q[:, :self.coarse_dim]), stages[0][1], allowed, ef)
-                scores = None
-                for level, kept in stages[1:]:
-                    scores = self._rescore(normalize_rows(q[:, :level]), rows, level_index[level])
-                    kept = min(kept, rows.shape[1])
-                    top = np.argpartition(-scores, kept - 1, axis=1)[:, :kept]
-                    rows, scores = np.take_along_axis(rows, top, 1), np.take_along_axis(scores, top, 1)
-                order = np.argsort(-scores, axis=1, kind="stable")
-                rows, scores = np.take_along_axis(rows, order, 1), np.take_along_axis(scores, order, 1)
-                for i, (r, sc) in enumerate(zip(rows, scores)):
-                    hits = self._hits(r[np.isfinite(sc)], sc[np.isfinite(sc)])
-                    if len(hits) < min(k, n_ok):  # the graph ran dry under a filter: fall back to exact
+            for s in range(0, len(q_all), 256):
+                q = q_all[s:s + 256]
+                rows, scores = self._funnel(q, stages, allowed, plan)
+                for i in range(len(q)):
+                    ok = np.isfinite(scores[i])
+                    hits = self._hits(rows[i][ok], scores[i][ok])
+                    if len(hits) < min(k, n_ok):  # the coarse stage ran dry under a filter: go exact
                         er, es = self._exact_rows(q[i:i + 1], k, allowed)
                         hits = self._hits(er[0], es[0])
                     out.append(hits)

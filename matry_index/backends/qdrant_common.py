@@ -16,7 +16,7 @@ import numpy as np
 
 from .._validation import MatryIndexError, normalize_rows
 from ..filters import And, Condition, Node, Not, Or
-from ..funnel import FunnelPlan
+from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
 from .base import Hit, Record
 
@@ -183,6 +183,12 @@ class FunnelSearch:
 
     vocab: Vocabulary
     levels: tuple[int, ...]
+    options: dict
+
+    def coarse_cost(self) -> CoarseCost:
+        """Qdrant walks an HNSW graph on the coarse level (brute force below its full-scan
+        threshold, which the cost order does not need to model)."""
+        return CoarseCost("hnsw", int(self.options["hnsw_m"]))
 
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
                filter: Node | None = None) -> list[list[Hit]]:

@@ -1,0 +1,50 @@
+"""The funnel plan's arithmetic: stage clipping, the cost model, the tuning grid."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matry_index import MatryIndexError
+from matry_index.funnel import CoarseCost, FunnelPlan, candidate_grid, plan_cost, recall_at_k, tune
+
+LEVELS = (64, 128, 256, 384)
+
+
+def test_stages_clip_to_k_and_n_and_never_grow():
+    plan = FunnelPlan((400, 500, 0))
+    assert plan.stages(LEVELS, k=10, n=1000) == [(64, 400), (128, 400), (384, 10)]
+    assert plan.stages(LEVELS, k=10, n=300) == [(64, 300), (128, 300), (384, 10)]
+    with pytest.raises(MatryIndexError, match="one per level"):
+        FunnelPlan((10,)).stages(LEVELS, 10, 100)
+
+
+def test_cost_grows_with_breadth_for_each_coarse_kind():
+    n = 1_000_000
+    hnsw = CoarseCost("hnsw", hnsw_m=32)
+    assert plan_cost(FunnelPlan((100, 0, 0)), LEVELS, 10, n, hnsw) < plan_cost(FunnelPlan((400, 0, 0)), LEVELS, 10, n, hnsw)
+    ivf = CoarseCost("ivf", nlist=4096, bytes_per_dim=1)
+    few, many = FunnelPlan((100, 0, 0), nprobe=4), FunnelPlan((100, 0, 0), nprobe=64)
+    assert plan_cost(few, LEVELS, 10, n, ivf) < plan_cost(many, LEVELS, 10, n, ivf)
+    # an 8-bit scan reads a quarter of the bytes of a float one
+    assert plan_cost(many, LEVELS, 10, n, ivf) < plan_cost(many, LEVELS, 10, n, CoarseCost("ivf", nlist=4096))
+    # a flat coarse stage scores every vector
+    assert plan_cost(few, LEVELS, 10, n, CoarseCost("flat")) > n * 64
+
+
+def test_grid_sweeps_nprobe_only_for_ivf():
+    assert {p.nprobe for p in candidate_grid(LEVELS, 10, 10_000, CoarseCost("hnsw"))} == {None}
+    probes = {p.nprobe for p in candidate_grid(LEVELS, 10, 10_000, CoarseCost("ivf", nlist=16))}
+    assert probes == {1, 2, 3, 4, 6, 8, 12, 16}
+
+
+def test_tune_returns_the_cheapest_plan_that_reaches_the_target():
+    truth = np.arange(10)[None, :]
+
+    def run(plan: FunnelPlan) -> np.ndarray:
+        found = min(10, plan.candidates[0] // 10)  # recall grows with the coarse count
+        return np.concatenate([np.arange(found), -np.ones(10 - found, int)])[None, :]
+    plan = tune(run, truth, LEVELS, 10, 100_000, target_recall=0.8)
+    assert plan.candidates[0] == 80 and plan.tuned["reached"]
+    assert recall_at_k(run(plan), truth) == pytest.approx(0.8)
+    missed = tune(lambda p: -np.ones((1, 10), int), truth, LEVELS, 10, 100_000, target_recall=0.5)
+    assert not missed.tuned["reached"]
