@@ -78,9 +78,10 @@ def test_tuned_plan_reaches_target_on_held_out_queries(scifact_vectors):
 
 def test_tuned_ivf_plan_picks_nprobe_and_holds_on_held_out_queries(scifact_vectors, tmp_path):
     ids, docs, queries = scifact_vectors
-    idx = MatryoshkaIndex(docs.shape[1], levels=(128, 256), coarse="ivf", ivf_encoding="sq8", nlist=64)
+    idx = MatryoshkaIndex(docs.shape[1], levels=(128, 256), coarse="ivf", ivf_encoding="sq8", nlist=64,
+                          deferred_build=True)
     idx.add(ids, docs)
-    plan = idx.tune(queries[:300], target_recall=0.95, k=10)
+    plan = idx.tune(queries[:300], target_recall=0.95, k=10)  # builds the lists, then sweeps nprobe
     assert plan.tuned["reached"] and plan.nprobe is not None and plan.nprobe < 64
     held_out = queries[300:600]
     exact = idx.search(held_out, k=10, exact=True)

@@ -294,9 +294,13 @@ class FaissBackend:
             return [self._hits(r, s) for r, s in zip(rows, scores)]
 
     def coarse_cost(self) -> CoarseCost:
-        """The cost model :func:`matry_index.funnel.tune` uses to rank plans for this index."""
-        kind = self._coarse_kind if self._coarse is not None else self._wanted_coarse_kind(len(self))
-        nlist = int(self._coarse.nlist) if kind == "ivf" and self._coarse is not None else 0
+        """The cost model :func:`matry_index.funnel.tune` uses to rank plans for this index
+        (finishing a deferred build first: an IVF index's list count is known only then)."""
+        with self._lock:
+            if self._n:
+                self._sync_coarse()
+            kind = self._coarse_kind if self._coarse is not None else self._wanted_coarse_kind(len(self))
+            nlist = int(self._coarse.nlist) if kind == "ivf" and self._coarse is not None else 0
         sq8 = kind == "ivf" and self.options["ivf_encoding"] == "sq8"
         return CoarseCost(kind, self.options["hnsw_m"], nlist, 1 if sq8 else 4)
 
