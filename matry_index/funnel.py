@@ -13,7 +13,7 @@ full-dimension search on sample queries, under the cost model of :class:`CoarseC
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -63,7 +63,7 @@ class FunnelPlan:
         return cls(tuple(counts))
 
     def with_tuning(self, record: dict) -> "FunnelPlan":
-        return FunnelPlan(self.candidates, self.ef, record, self.nprobe)
+        return replace(self, tuned=record)
 
     def to_dict(self) -> dict:
         return {"candidates": list(self.candidates), "ef": self.ef, "nprobe": self.nprobe,

@@ -62,8 +62,8 @@ class FaissBackend:
         self._level_of = {m: i for i, m in enumerate(self.levels)}
         self.options = {"coarse": coarse, "hnsw_m": hnsw_m, "ef_construction": ef_construction,
                         "flat_threshold": flat_threshold, "nlist": nlist, "nprobe": nprobe,
-                        "ivf_encoding": ivf_encoding, "compact_fraction": compact_fraction, "exact_fraction": exact_fraction,
-                        "deferred_build": deferred_build}
+                        "ivf_encoding": ivf_encoding, "compact_fraction": compact_fraction,
+                        "exact_fraction": exact_fraction, "deferred_build": deferred_build}
         self._lock = threading.RLock()
         self._vectors = np.empty((0, self.dim), np.float32)
         self._norms = np.empty((0, len(self.levels)), np.float32)
@@ -265,10 +265,11 @@ class FaissBackend:
         """
         m = self.levels[level_index]
         missing = rows < 0
-        safe = np.where(missing, 0, rows) if missing.any() else rows
+        any_missing = bool(missing.any())
+        safe = np.where(missing, 0, rows) if any_missing else rows
         cand = self._vectors[safe, :m]                                  # (nq, C, m)
         scores = np.matmul(cand, q_prefix[:, :, None])[..., 0] / self._norms[safe, level_index]
-        return np.where(missing, -np.inf, scores) if missing.any() else scores
+        return np.where(missing, -np.inf, scores) if any_missing else scores
 
     def _exact_rows(self, queries: np.ndarray, k: int, allowed: np.ndarray | None):
         rows = np.arange(self._n) if allowed is None else np.flatnonzero(allowed)
