@@ -44,6 +44,9 @@ def as_matrix(x: Any, *, dim: int | None = None, name: str = "vectors",
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise each row; all-zero rows stay zero instead of becoming NaN."""
+    if len(x) == 1:  # one query per search call is the common case: skip linalg.norm's overhead
+        norm = float(np.sqrt(x[0] @ x[0]))
+        return x / norm if norm > 0 else x.copy()
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms > 0, norms, 1.0)
 

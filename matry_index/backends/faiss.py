@@ -254,7 +254,8 @@ class FaissBackend:
         return mask
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        return [Hit(self._ids[r], float(s), dict(self._meta[r] or {}))
+        ids, meta = self._ids, self._meta
+        return [Hit(ids[r], s, dict(meta[r]) if meta[r] else {})
                 for r, s in zip(rows.tolist(), scores.tolist()) if r >= 0]
 
     def _rescore(self, q_prefix: np.ndarray, rows: np.ndarray, level_index: int) -> np.ndarray:
@@ -335,7 +336,12 @@ class FaissBackend:
         if allowed is not None:
             bitmap = np.packbits(allowed, bitorder="little")
             sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-        _, rows = self._coarse.search(q_coarse, count, params=self._search_params(count, plan, sel))
+        # search_c with our own output buffers: the Python wrapper's checks cost more than
+        # a small IVF probe (q_coarse is already a C-contiguous float32 matrix)
+        n = len(q_coarse)
+        dist, rows = np.empty((n, count), np.float32), np.empty((n, count), np.int64)
+        self._coarse.search_c(n, faiss.swig_ptr(q_coarse), count, faiss.swig_ptr(dist),
+                              faiss.swig_ptr(rows), self._search_params(count, plan, sel))
         del bitmap  # the selector reads it during the search; keep it alive until here
         return rows
 
@@ -359,13 +365,15 @@ class FaissBackend:
     def _rescore_one(self, q: np.ndarray, rows: np.ndarray,
                      stages: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
         """The rescoring stages of :meth:`_funnel` for a single query's candidate rows."""
-        scores = np.zeros(len(rows), np.float32)
-        for level, kept in stages:
-            scores = self._vectors[rows, :level] @ q[:level] / self._norms[rows, self._level_of[level]]
-            if kept < len(rows):
+        last = len(stages) - 1
+        for i, (level, kept) in enumerate(stages):
+            # whole rows gather faster than a row-and-column fancy index
+            cand = self._vectors.take(rows, axis=0) if level == self.dim else self._vectors[rows, :level]
+            scores = cand @ q[:level] / self._norms[rows, self._level_of[level]]
+            if kept < len(rows) and (i < last or len(rows) > 4 * kept):
                 top = np.argpartition(-scores, kept - 1)[:kept]
                 rows, scores = rows[top], scores[top]
-        order = np.argsort(-scores, kind="stable")
+        order = np.argsort(-scores, kind="stable")[:kept]
         return rows[order], scores[order]
 
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
