@@ -98,7 +98,7 @@ class CoarseCost:
         """nprobe values worth trying (None where the kind has no such knob)."""
         if self.kind != "ivf" or self.nlist <= 1:
             return [None]
-        grid = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+        grid = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128]
         if self.nlist > grid[-1]:
             return list(grid)
         return [p for p in grid if p < self.nlist] + [self.nlist]
@@ -145,7 +145,8 @@ def candidate_grid(levels: Sequence[int], k: int, n: int,
                    coarse: CoarseCost | None = None) -> list[FunnelPlan]:
     """Plans to try: coarse counts k·{1 … 500} × shrink ratios for the middle levels
     (× nprobe values for an IVF coarse index)."""
-    multipliers = [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300, 500]
+    # steps of ~20-40 %: a coarser grid overshoots the target and pays for recall nobody asked for
+    multipliers = [1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 32, 40, 48, 64, 80, 100, 150, 200, 300, 500]
     plans = []
     for nprobe in (coarse or CoarseCost()).breadths():
         for mult in multipliers:

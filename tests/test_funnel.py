@@ -34,7 +34,7 @@ def test_cost_grows_with_breadth_for_each_coarse_kind():
 def test_grid_sweeps_nprobe_only_for_ivf():
     assert {p.nprobe for p in candidate_grid(LEVELS, 10, 10_000, CoarseCost("hnsw"))} == {None}
     probes = {p.nprobe for p in candidate_grid(LEVELS, 10, 10_000, CoarseCost("ivf", nlist=16))}
-    assert probes == {1, 2, 3, 4, 6, 8, 12, 16}
+    assert probes == {1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16}
 
 
 def test_tune_returns_the_cheapest_plan_that_reaches_the_target():
