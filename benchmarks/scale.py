@@ -219,6 +219,8 @@ def main() -> None:
         for name in names:
             levels, options = FUNNELS[name]
             faiss.omp_set_num_threads(threads)
+            if args.tmp:
+                Path(args.tmp).mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
                 report["methods"] += measure_index(
                     name if space == "adapted" else f"{name}, no adaptor", base, tune_q, queries, truth,
