@@ -6,7 +6,7 @@ queries are the unlabelled query anchors. No test query or test label is read. E
 changes one choice of the default recipe; the supervised rows start from the default
 unsupervised adaptor and use the anchor queries' train judgements (never the dev ones).
 
-    python benchmarks/ablation.py --sets scifact [--parts supervised]
+    python benchmarks/ablation.py --sets scifact [--parts supervised] [--only "temperature"]
 """
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ VARIANTS = {
     "rotation only (no MLP)": {"hidden": 0},
     "loss weight of each level ∝ its size": {"level_weight_power": 1.0},
     "half of each batch from the query anchors": {"query_anchor_share": 0.5},
+    "listwise temperature 0.02": {"temperature": 0.02},
+    "listwise temperature 0.1": {"temperature": 0.1},
+    "64 mined neighbours per anchor": {"neighbours": 64},
 }
 
 
@@ -71,6 +74,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per fit")
     parser.add_argument("--parts", nargs="+", default=["unsupervised", "supervised"],
                         choices=["unsupervised", "supervised"])
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="run only the variants whose label contains one of these texts; "
+                             "the other rows are kept from the previous report")
     args = parser.parse_args()
     out = Path(args.out)
     # rows of parts not run this time are kept from the previous report
@@ -94,6 +100,8 @@ def main() -> None:
         base = None
         if "unsupervised" in args.parts:
             for label, overrides in VARIANTS.items():
+                if args.only and not any(text in label for text in args.only):
+                    continue
                 overrides = dict(overrides)
                 anchor_q = None if overrides.pop("_no_queries", False) else queries
                 fit = fit_unsupervised(exp.corpus.vectors, queries=anchor_q,
@@ -107,6 +115,8 @@ def main() -> None:
                 base = fit.adaptor
             triples = anchor_triples(exp, anchors)
             for label, overrides in SUPERVISED_VARIANTS.items():
+                if args.only and not any(text in label for text in args.only):
+                    continue
                 record(label, fit_supervised(exp.corpus.vectors, queries, triples, base=base,
                                              config=TrainConfig(threads=args.threads, **overrides)))
         report[name] = {"dev_queries": len(dev), "anchor_queries": len(anchors), "rows": rows, "seconds": seconds}
