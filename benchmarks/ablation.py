@@ -119,6 +119,8 @@ def main() -> None:
                     continue
                 record(label, fit_supervised(exp.corpus.vectors, queries, triples, base=base,
                                              config=TrainConfig(threads=args.threads, **overrides)))
+        order = ["truncation", "PCA", *VARIANTS, *SUPERVISED_VARIANTS]
+        rows = {label: rows[label] for label in sorted(rows, key=lambda r: order.index(r) if r in order else len(order))}
         report[name] = {"dev_queries": len(dev), "anchor_queries": len(anchors), "rows": rows, "seconds": seconds}
         wrapped = {k: {m: {"ndcg@10": [v["ndcg@10"]]} for m, v in per.items()} for k, per in rows.items()}
         md += [markdown_table(wrapped, "ndcg@10", f"{name}: {len(dev)} dev queries, {len(anchors)} anchor queries"),

@@ -5,7 +5,9 @@ search on the 64-d prefix keeps 400 candidates; exact rescoring on the 128-d pre
 100; on the 256-d prefix, 40; exact full-dimension scores pick the final k. A level whose
 count is 0 is skipped. ``ef`` (HNSW's search breadth) is never below the first count — FAISS
 does not raise it on its own, and a smaller ef silently returns poorer candidates. ``nprobe``
-is the breadth of an IVF coarse index (how many of its lists are scanned).
+is the breadth of an IVF coarse index (how many of its lists are scanned). ``exact`` skips the
+funnel: an exhaustive full-dimension scan, which :func:`tune` chooses when no cheaper plan
+reaches the target (small collections, or embeddings whose prefixes carry little).
 
 :func:`tune` picks the cheapest plan that reaches a target recall@k against exact
 full-dimension search on sample queries, under the cost model of :class:`CoarseCost`.
@@ -28,6 +30,7 @@ class FunnelPlan:
     ef: int | None = None
     tuned: dict = field(default_factory=dict, compare=False)
     nprobe: int | None = None
+    exact: bool = False
 
     def stages(self, levels: Sequence[int], k: int, n: int) -> list[tuple[int, int]]:
         """(level, kept) pairs actually run for a top-``k`` search over ``n`` records.
@@ -67,12 +70,12 @@ class FunnelPlan:
 
     def to_dict(self) -> dict:
         return {"candidates": list(self.candidates), "ef": self.ef, "nprobe": self.nprobe,
-                "tuned": self.tuned}
+                "exact": self.exact, "tuned": self.tuned}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FunnelPlan":
         return cls(tuple(int(c) for c in d["candidates"]), d.get("ef"), d.get("tuned") or {},
-                   d.get("nprobe"))
+                   d.get("nprobe"), bool(d.get("exact", False)))
 
 
 # A read from a random place in memory (an HNSW node, a candidate row) costs about as much as
@@ -122,6 +125,8 @@ def plan_cost(plan: FunnelPlan, levels: Sequence[int], k: int, n: int,
     The approximate stage costs what :class:`CoarseCost` says; each later stage gathers the
     previous stage's survivors (a random read each) and scores them on its own prefix.
     """
+    if plan.exact:
+        return float(n) * levels[-1]
     coarse = coarse or CoarseCost()
     stages = plan.stages(levels, k, n)
     first_level, first_kept = stages[0]
@@ -169,8 +174,10 @@ def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Seq
 
     ``run(plan)`` returns the keys found for the sample queries, ``truth`` their exact
     full-dimension top-k keys. Plans are tried cheapest first, so the first one that reaches
-    the target wins; if none does, the plan with the highest recall is returned and its
-    ``tuned`` record says the target was missed.
+    the target wins. Once the plans left cost as much as scanning all ``n`` vectors at full
+    dimension, that exact scan is returned instead (``exact=True``, recall 1 by definition).
+    If no plan reaches the target and all are cheaper than the scan, the plan with the
+    highest recall is returned and its ``tuned`` record says the target was missed.
     """
     if not 0 < target_recall <= 1:
         raise MatryIndexError(f"target_recall must be in (0, 1]; got {target_recall}")
@@ -179,8 +186,13 @@ def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Seq
     def cost(plan: FunnelPlan) -> float:
         return plan_cost(plan, levels, k, n, coarse)
     plans = sorted(candidate_grid(levels, k, n, coarse), key=cost)
+    exhaustive_cost = plan_cost(FunnelPlan((n,), exact=True), levels, k, n)
     best, best_recall = plans[-1], -1.0
     for plan in plans:
+        if cost(plan) >= exhaustive_cost:
+            scan = FunnelPlan((n,) + (0,) * (len(levels) - 2), exact=True)
+            return scan.with_tuning({"recall": 1.0, "target": target_recall, "reached": True, "k": k,
+                                     "cost": exhaustive_cost, "queries": len(truth)})
         r = recall_at_k(run(plan), truth)
         if r >= target_recall:
             return plan.with_tuning({"recall": r, "target": target_recall, "reached": True, "k": k,

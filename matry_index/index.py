@@ -168,7 +168,8 @@ class MatryoshkaIndex:
         """Top-``k`` records for one query (1-d input → list of hits) or a batch (2-d → list of lists).
 
         ``filter`` is a metadata filter (see :mod:`matry_index.filters`); ``plan`` overrides the
-        index's funnel; ``exact`` searches the full dimension exhaustively. Pass
+        index's funnel; ``exact`` (or a plan with ``exact=True``) searches the full dimension
+        exhaustively. Pass
         ``adaptor_hash`` to have queries refused when they were meant for another adaptor.
         """
         if adaptor_hash != "unchecked":
@@ -179,10 +180,11 @@ class MatryoshkaIndex:
         single = arr.ndim == 1
         q = self._adapt(arr[None, :] if single else arr, "queries")
         node = parse_filter(filter)
-        if exact:
+        plan = plan or self.plan
+        if exact or plan.exact:
             hits = self.backend.exact_search(q, int(k), node)
         else:
-            hits = self.backend.search(q, int(k), plan or self.plan, node)
+            hits = self.backend.search(q, int(k), plan, node)
         return hits[0] if single else hits
 
     def tune(self, sample_queries: Any, target_recall: float = 0.99, k: int = 10,

@@ -48,3 +48,17 @@ def test_tune_returns_the_cheapest_plan_that_reaches_the_target():
     assert recall_at_k(run(plan), truth) == pytest.approx(0.8)
     missed = tune(lambda p: -np.ones((1, 10), int), truth, LEVELS, 10, 100_000, target_recall=0.5)
     assert not missed.tuned["reached"]
+
+
+def test_tune_falls_back_to_an_exact_scan_when_no_cheaper_plan_reaches_the_target():
+    n = 2_000
+    truth = np.arange(10)[None, :]
+
+    def run(plan: FunnelPlan) -> np.ndarray:  # the target needs half the collection as candidates
+        found = 10 if plan.candidates[0] >= n // 2 else 0
+        return np.concatenate([np.arange(found), -np.ones(10 - found, int)])[None, :]
+    plan = tune(run, truth, LEVELS, 10, n, target_recall=0.99)
+    assert plan.exact and plan.tuned["reached"] and plan.tuned["cost"] == n * LEVELS[-1]
+    assert FunnelPlan.from_dict(plan.to_dict()) == plan
+    # when a cheap plan suffices the scan is not chosen
+    assert not tune(lambda p: truth, truth, LEVELS, 10, n, target_recall=0.99).exact

@@ -107,6 +107,19 @@ def test_save_load_round_trip(index, small_corpus, tmp_path):
     loaded.close()
 
 
+def test_exact_plan_scans_exhaustively_and_survives_save_load(index, small_corpus, tmp_path):
+    _, _, queries = small_corpus
+    exact = index.search(queries, k=10, exact=True)
+    index.plan = FunnelPlan((len(index),) + (0,) * (len(index.levels) - 2), exact=True)
+    for a, b in zip(exact, index.search(queries, k=10)):
+        assert ids_of(a) == ids_of(b)
+    index.save(tmp_path / "ix")
+    index.close()
+    loaded = MatryoshkaIndex.load(tmp_path / "ix")
+    assert loaded.plan.exact
+    loaded.close()
+
+
 def test_save_with_adaptor_and_refuse_another(backend, small_corpus, tmp_path, rng):
     ids, docs, queries = small_corpus
     q, _ = np.linalg.qr(rng.standard_normal((docs.shape[1], docs.shape[1])))
