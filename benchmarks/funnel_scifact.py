@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
 from matry_index.evaluation.metrics import ndcg_at_k  # noqa: E402
 from matry_index.experiment import fit_adaptors, load_experiment  # noqa: E402
-from matry_index.funnel import plan_cost  # noqa: E402
+from matry_index.funnel import FunnelPlan, plan_cost  # noqa: E402
 
 
 def latency(fn, queries: np.ndarray, repeats: int = 5) -> float:
@@ -74,8 +74,7 @@ def main() -> None:
           "| index | plan (candidates per level) | nDCG@10 funnel | nDCG@10 exact | Δ | p50 ms funnel | p50 ms exact | cost ratio |",
           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        shape = "exact scan" if r["plan"]["exact"] else r["plan"]["candidates"]
-        md.append(f"| {r['index']} | {shape} | {r['ndcg@10 funnel']:.4f} | {r['ndcg@10 exact']:.4f} | "
+        md.append(f"| {r['index']} | {FunnelPlan.from_dict(r['plan']).describe()} | {r['ndcg@10 funnel']:.4f} | {r['ndcg@10 exact']:.4f} | "
                   f"{r['ndcg@10 funnel'] - r['ndcg@10 exact']:+.4f} | {r['p50 ms funnel']:.3f} | {r['p50 ms exact']:.3f} | "
                   f"{r['cost funnel (MACs/query)'] / r['cost exact (MACs/query)']:.3f} |")
     (out / "funnel_scifact.md").write_text("\n".join(md) + "\n")

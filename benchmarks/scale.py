@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
+from matry_index import FunnelPlan, MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
 from matry_index.experiment import fit_adaptors, load_experiment  # noqa: E402
 from synthetic import EmbeddingGenerator  # noqa: E402
 
@@ -266,9 +266,7 @@ def render(report: dict) -> str:
     rows = ["| method | recall@10 | p50 ms (1 thread) | p95 ms | batch QPS | build s | ingest vec/s | bytes/vector | plan |",
             "|---|---|---|---|---|---|---|---|---|"]
     for m in report["methods"]:
-        plan = m.get("plan")
-        plan_txt = "" if not plan else (f"{tuple(plan['candidates'])}"
-                                         + (f", nprobe {plan['nprobe']}" if plan.get("nprobe") else ""))
+        plan_txt = FunnelPlan.from_dict(m["plan"]).describe() if m.get("plan") else ""
         rows.append(f"| {m['method']} | {m['recall@10']:.4f} | {m['p50_ms']:.3f} | {m['p95_ms']:.3f} | "
                     f"{m.get('batch_qps', float('nan')):.0f} | {m.get('build_seconds', 0):.1f} | "
                     f"{m.get('ingest_vectors_per_s', float('nan')):.0f} | {m['bytes_per_vector_on_disk']:.0f} | "

@@ -82,8 +82,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                "methods": results}
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
     (out / "results.md").write_text(report + "\n")
-    shape = "exhaustive full-dimension scan" if plan.exact else plan.candidates
-    print(f"\nindex: {len(index)} docs, levels {index.levels}, tuned plan {shape} "
+    print(f"\nindex: {len(index)} docs, levels {index.levels}, tuned plan {plan.describe()} "
           f"(recall@10 vs exact on train queries {plan.tuned.get('recall', float('nan')):.3f})")
     print(f"index nDCG@10 on test: funnel {nd['funnel']:.4f} vs exact full-dim {nd['exact']:.4f}")
     print(f"wrote {out / 'results.json'}, {png}, {out / 'adaptor'}, {out / 'index'}")

@@ -57,6 +57,17 @@ class FunnelPlan:
         return max(int(self.ef or 0), first_count)
 
     @classmethod
+    def exhaustive(cls, levels: Sequence[int], n: int) -> "FunnelPlan":
+        """The plan that skips the funnel and scans all ``n`` vectors at full dimension."""
+        return cls((n,) + (0,) * (len(levels) - 2), exact=True)
+
+    def describe(self) -> str:
+        """Short text for reports and logs: the candidate counts (and nprobe), or "exact scan"."""
+        if self.exact:
+            return "exact scan"
+        return f"{self.candidates}" + (f", nprobe {self.nprobe}" if self.nprobe else "")
+
+    @classmethod
     def default(cls, levels: Sequence[int], k: int = 10) -> "FunnelPlan":
         """A safe untuned plan: 40·k coarse candidates, halving (at least k) per later level."""
         counts, c = [], 40 * k
@@ -186,13 +197,12 @@ def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Seq
     def cost(plan: FunnelPlan) -> float:
         return plan_cost(plan, levels, k, n, coarse)
     plans = sorted(candidate_grid(levels, k, n, coarse), key=cost)
-    exhaustive_cost = plan_cost(FunnelPlan((n,), exact=True), levels, k, n)
+    scan = FunnelPlan.exhaustive(levels, n)
     best, best_recall = plans[-1], -1.0
     for plan in plans:
-        if cost(plan) >= exhaustive_cost:
-            scan = FunnelPlan((n,) + (0,) * (len(levels) - 2), exact=True)
+        if cost(plan) >= cost(scan):
             return scan.with_tuning({"recall": 1.0, "target": target_recall, "reached": True, "k": k,
-                                     "cost": exhaustive_cost, "queries": len(truth)})
+                                     "cost": cost(scan), "queries": len(truth)})
         r = recall_at_k(run(plan), truth)
         if r >= target_recall:
             return plan.with_tuning({"recall": r, "target": target_recall, "reached": True, "k": k,

@@ -169,8 +169,8 @@ class MatryoshkaIndex:
 
         ``filter`` is a metadata filter (see :mod:`matry_index.filters`); ``plan`` overrides the
         index's funnel; ``exact`` (or a plan with ``exact=True``) searches the full dimension
-        exhaustively. Pass
-        ``adaptor_hash`` to have queries refused when they were meant for another adaptor.
+        exhaustively. Pass ``adaptor_hash`` to have queries refused when they were meant for
+        another adaptor.
         """
         if adaptor_hash != "unchecked":
             self.check_adaptor(adaptor_hash)

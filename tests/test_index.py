@@ -110,7 +110,7 @@ def test_save_load_round_trip(index, small_corpus, tmp_path):
 def test_exact_plan_scans_exhaustively_and_survives_save_load(index, small_corpus, tmp_path):
     _, _, queries = small_corpus
     exact = index.search(queries, k=10, exact=True)
-    index.plan = FunnelPlan((len(index),) + (0,) * (len(index.levels) - 2), exact=True)
+    index.plan = FunnelPlan.exhaustive(index.levels, len(index))
     for a, b in zip(exact, index.search(queries, k=10)):
         assert ids_of(a) == ids_of(b)
     index.save(tmp_path / "ix")

@@ -277,10 +277,10 @@ class FaissBackend:
         q = normalize_rows(queries)
         if len(rows) == 0:
             return np.full((len(q), 0), -1), np.empty((len(q), 0), np.float32)
-        if allowed is None:  # every row: a view, not a fancy-indexed copy of the whole matrix
-            scores = q @ self._vectors[:self._n].T / self._norms[:self._n, -1]
-        else:
-            scores = q @ self._vectors[rows].T / self._norms[rows, -1]
+        # every row: a view, not a fancy-indexed copy of the whole matrix
+        vectors, norms = ((self._vectors[:self._n], self._norms[:self._n, -1]) if allowed is None
+                          else (self._vectors[rows], self._norms[rows, -1]))
+        scores = q @ vectors.T / norms
         k = min(k, len(rows))
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         top_scores = np.take_along_axis(scores, top, 1)
