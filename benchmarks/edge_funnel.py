@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from matry_index import MatryoshkaAdaptor  # noqa: E402
-from matry_index.experiment import fit_adaptors, load_experiment  # noqa: E402
-from scale import dir_bytes, ground_truth, measure_index, recall, rss_bytes, timed_single  # noqa: E402
+from matry_index.experiment import load_experiment  # noqa: E402
+from scale import (dir_bytes, ground_truth, measure_index, recall, rss_bytes,  # noqa: E402
+                   saved_or_fitted_adaptor, timed_single)
 from synthetic import EmbeddingGenerator  # noqa: E402
 
 K = 10
@@ -91,8 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     exp = load_experiment(REPO.parent / "shared" / "data" / "scifact")
-    adaptor = (MatryoshkaAdaptor.load(args.adaptor) if args.adaptor
-               else fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor)
+    adaptor = saved_or_fitted_adaptor(exp, args.adaptor)
     train_q, _ = exp.relevance("train")
     gen = EmbeddingGenerator.fit(adaptor.transform(exp.corpus.vectors), adaptor.transform(train_q))
     report = {"machine": platform.platform(), "faiss": faiss.__version__, "hnsw_m": args.m,

@@ -17,7 +17,8 @@ unsupervised adaptor fitted here, or raw). Latency is single-query, one thread, 
 public ``MatryoshkaIndex.search`` (numpy in, hits out); QPS is one batch call with every core.
 Recall@10 is against exact full-dimension search. The report compares, at each recall level,
 the fastest funnel row with the fastest full-dimension row that reaches it. Results:
-``benchmarks/results/scale.json`` and ``scale.md``.
+``benchmarks/results/scale.json`` and ``scale.md``. Rows are measured minutes apart; for the
+funnel-to-HNSW ratio at equal recall ``head_to_head.py`` times the two alternately.
 
     python benchmarks/scale.py                 # 1M (about 30-40 minutes on 2 cores)
     python benchmarks/scale.py --n 100000      # quick look
@@ -103,6 +104,51 @@ def rss_bytes() -> int:
     return 0
 
 
+def saved_or_fitted_adaptor(exp, path: str | None) -> MatryoshkaAdaptor:
+    """The adaptor saved at ``path``, or (no path) an unsupervised one fitted here, seed 0."""
+    if path:
+        return MatryoshkaAdaptor.load(path)
+    return fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor
+
+
+def synthetic_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the benchmarks on the synthetic 1M set: its size, the query counts,
+    the HNSW graph, the data the generator is fitted to, the adaptor, the output folder."""
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--latency-queries", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--m", type=int, default=32)
+    parser.add_argument("--ef-construction", type=int, default=80)
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--adaptor", default=None, help="a saved adaptor (default: fit one, seed 0)")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+
+
+def bulk_load(base: np.ndarray, levels: tuple[int, ...], chunk: int = 100_000,
+              **options) -> tuple[MatryoshkaIndex, float, float]:
+    """A MatryoshkaIndex holding ``base`` (ids 0..n-1), added in chunks, then built; with the
+    seconds the adds took and the seconds the build took."""
+    ids = np.arange(len(base))
+    index = MatryoshkaIndex(base.shape[1], levels=levels, **options)
+    t0 = time.perf_counter()
+    for s in range(0, len(base), chunk):
+        index.add(ids[s:s + chunk], base[s:s + chunk])
+    ingest = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index.optimize()
+    return index, ingest, time.perf_counter() - t0
+
+
+def build_hnsw(base: np.ndarray, m: int, ef_construction: int) -> tuple[faiss.Index, float]:
+    """FAISS HNSW over the full vectors (inner product) and its build seconds."""
+    hnsw = faiss.IndexHNSWFlat(base.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = ef_construction
+    t0 = time.perf_counter()
+    hnsw.add(base)
+    return hnsw, time.perf_counter() - t0
+
+
 def measure_index(name: str, base: np.ndarray, tune_q: np.ndarray, queries: np.ndarray, truth: np.ndarray,
                   *, levels: tuple[int, ...], targets: tuple[float, ...], latency_queries: int, repeats: int,
                   tmp: Path, batch_threads: int = 0, chunk: int = 100_000, **options) -> list[dict]:
@@ -111,16 +157,8 @@ def measure_index(name: str, base: np.ndarray, tune_q: np.ndarray, queries: np.n
 
     Shared by this benchmark and ``edge_funnel.py``. ``batch_threads`` > 0 adds batch QPS.
     """
-    ids = np.arange(len(base))
     rss0 = rss_bytes()
-    index = MatryoshkaIndex(base.shape[1], levels=levels, **options)
-    t0 = time.perf_counter()
-    for s in range(0, len(base), chunk):
-        index.add(ids[s:s + chunk], base[s:s + chunk])
-    ingest = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    index.optimize()
-    build = time.perf_counter() - t0
+    index, ingest, build = bulk_load(base, levels, chunk, **options)
     index.save(tmp / f"{name}-ix")
     disk = dir_bytes(tmp / f"{name}-ix") + (dir_bytes(Path(options["path"])) if "path" in options else 0)
     common = {"n": len(base), "levels": list(levels), "ingest_seconds": ingest,
@@ -163,30 +201,21 @@ RECALL_POINTS = (0.99, 0.995, 0.999)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--latency-queries", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
+    synthetic_set_arguments(parser)
     parser.add_argument("--flat-latency-queries", type=int, default=30)
-    parser.add_argument("--m", type=int, default=32)
-    parser.add_argument("--ef-construction", type=int, default=80)
     parser.add_argument("--targets", type=float, nargs="+", default=list(RECALL_POINTS))
     parser.add_argument("--funnels", nargs="+", default=list(FUNNELS), choices=list(FUNNELS))
     parser.add_argument("--raw-funnel", default="funnel ivf-sq8@128", choices=list(FUNNELS),
                         help="the funnel also run on un-adapted vectors")
     parser.add_argument("--skip-hnsw-full", action="store_true")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--tmp", default=None)
-    parser.add_argument("--adaptor", default=None, help="a saved adaptor (default: fit one, seed 0)")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
     threads = len(os.sched_getaffinity(0))  # the cores this process may use (taskset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     exp = load_experiment(args.data)
-    adaptor = (MatryoshkaAdaptor.load(args.adaptor) if args.adaptor
-               else fit_adaptors(exp, seed=0, supervised=False)["unsupervised adaptor"].adaptor)
+    adaptor = saved_or_fitted_adaptor(exp, args.adaptor)
     train_q, _ = exp.relevance("train")
     report = {"n": args.n, "dim": 384, "k": K, "threads_batch": threads, "hnsw_m": args.m,
               "ef_construction": args.ef_construction, "machine": platform.platform(),
@@ -229,11 +258,7 @@ def main() -> None:
             gc.collect()
         if space == "adapted" and not args.skip_hnsw_full:
             faiss.omp_set_num_threads(threads)
-            hnsw = faiss.IndexHNSWFlat(384, args.m, faiss.METRIC_INNER_PRODUCT)
-            hnsw.hnsw.efConstruction = args.ef_construction
-            t0 = time.perf_counter()
-            hnsw.add(base)
-            build = time.perf_counter() - t0
+            hnsw, build = build_hnsw(base, args.m, args.ef_construction)
             size = faiss.serialize_index(hnsw).nbytes / args.n
             for ef in (16, 32, 64, 128, 256, 512, 768, 1024):
                 params = faiss.SearchParametersHNSW(efSearch=ef)

@@ -14,6 +14,7 @@ full-dimension search on sample queries, under the cost model of :class:`CoarseC
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -38,20 +39,7 @@ class FunnelPlan:
         The first pair is the approximate stage; every count is clipped to [k, n] and made
         non-increasing; the last pair is (full dimension, k).
         """
-        if len(self.candidates) != len(levels) - 1:
-            raise MatryIndexError(
-                f"plan has {len(self.candidates)} candidate counts for levels {tuple(levels)}; "
-                f"expected {len(levels) - 1} (one per level below full)")
-        out: list[tuple[int, int]] = []
-        cap = n
-        for level, count in zip(levels[:-1], self.candidates):
-            if count <= 0:
-                continue
-            kept = max(min(int(count), cap), min(k, n))
-            out.append((int(level), kept))
-            cap = kept
-        out.append((int(levels[-1]), min(k, n)))
-        return out
+        return list(_stages(tuple(self.candidates), tuple(levels), k, n))
 
     def ef_for(self, first_count: int) -> int:
         return max(int(self.ef or 0), first_count)
@@ -87,6 +75,25 @@ class FunnelPlan:
     def from_dict(cls, d: dict) -> "FunnelPlan":
         return cls(tuple(int(c) for c in d["candidates"]), d.get("ef"), d.get("tuned") or {},
                    d.get("nprobe"), bool(d.get("exact", False)))
+
+
+@functools.lru_cache(maxsize=1024)  # run on every search, nearly always with the same arguments
+def _stages(candidates: tuple[int, ...], levels: tuple[int, ...], k: int, n: int) -> tuple[tuple[int, int], ...]:
+    """:meth:`FunnelPlan.stages` for hashable arguments."""
+    if len(candidates) != len(levels) - 1:
+        raise MatryIndexError(
+            f"plan has {len(candidates)} candidate counts for levels {levels}; "
+            f"expected {len(levels) - 1} (one per level below full)")
+    out: list[tuple[int, int]] = []
+    cap = n
+    for level, count in zip(levels[:-1], candidates):
+        if count <= 0:
+            continue
+        kept = max(min(int(count), cap), min(k, n))
+        out.append((int(level), kept))
+        cap = kept
+    out.append((int(levels[-1]), min(k, n)))
+    return tuple(out)
 
 
 # A read from a random place in memory (an HNSW node, a candidate row) costs about as much as

@@ -424,3 +424,45 @@ def test_single_query_and_batch_paths_agree(small_corpus, coarse):
         single = idx.search(q, k=10)
         assert ids_of(single) == ids_of(hits)
         assert [h.score for h in single] == pytest.approx([h.score for h in hits], abs=1e-5)
+
+
+def test_sparse_candidate_lists_keep_batch_and_single_paths_exact(small_corpus):
+    """A narrow IVF probe under a filter returns candidate lists padded with -1 (fewer matches
+    than asked for): the middle stages must move the padding behind the real candidates before
+    the full-dimension stage, and a list that runs dry falls back to an exact scan."""
+    ids, docs, queries = small_corpus
+    idx = MatryoshkaIndex(docs.shape[1], coarse="ivf", nlist=100, plan=FunnelPlan((200, 80, 80), nprobe=3))
+    idx.add(ids, docs, [{"tag": "even" if i % 2 == 0 else "odd"} for i in range(len(ids))])
+    flt = {"tag": "even"}
+    batch = idx.search(queries[:10], k=10, filter=flt)
+    for q, hits in zip(queries[:10], batch):
+        assert len(hits) == 10 and all(h.metadata["tag"] == "even" for h in hits)
+        assert ids_of(idx.search(q, k=10, filter=flt)) == ids_of(hits)
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_hits_carry_the_right_ids_and_metadata_through_mixed_writes(small_corpus, tmp_path):
+    """Hits read int ids from the packed key array and metadata only where a record has some:
+    both must stay right as string ids, records without metadata, compaction and reloads mix in."""
+    _, docs, queries = small_corpus
+    idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw", flat_threshold=50)
+    expected = {i: ({"i": i} if i % 3 == 0 else {}) for i in range(100)}
+    idx.add(list(expected), docs[:100], list(expected.values()))
+
+    def check(index):
+        for hits in index.search(queries[:3], k=len(expected), plan=FunnelPlan((len(expected),) * 3)):
+            assert sorted(map(str, ids_of(hits))) == sorted(map(str, expected))
+            assert all(h.metadata == expected[h.id] for h in hits)
+            assert all(type(h.id) is type(next(i for i in expected if i == h.id)) for h in hits)
+    check(idx)
+    strings = {f"doc-{j}": ({"s": j} if j % 2 else {}) for j in range(100, 150)}
+    idx.add(list(strings), docs[100:150], list(strings.values()))
+    expected.update(strings)
+    check(idx)
+    gone = list(range(0, 100, 2))
+    idx.delete(gone)                       # a third of the rows: compacts
+    for i in gone:
+        del expected[i]
+    check(idx)
+    check(MatryoshkaIndex.load(idx.save(tmp_path / "ix")))

@@ -4,7 +4,7 @@ The index does everything engine-independent (validation, the adaptor, user ids 
 persistence of the manifest) and hands a backend only clean inputs: adapted float32 vectors
 of the right dimension, unique user ids with their int64 keys (each backend addresses records
 by whichever suits its engine), metadata dicts. A backend stores every prefix
-level and runs the funnel plan its own way: FAISS in numpy over one stored matrix, Qdrant as
+level and runs the funnel plan its own way: FAISS over one stored matrix, Qdrant as
 nested prefetches of named vectors.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
 
 
-@dataclass
+@dataclass(slots=True)  # slots: one query builds k of these, and a slotted one is cheaper to make
 class Hit:
     """One search result: the user's id, the full-dimension cosine, the stored metadata."""
 
