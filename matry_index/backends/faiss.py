@@ -1,10 +1,11 @@
-"""FAISS backend: one stored matrix of adapted vectors, a coarse ANN index, numpy rescoring.
+"""FAISS backend: one stored matrix of adapted vectors, a coarse ANN index, exact rescoring.
 
 Storage per record: the full adapted vector (float32, L2-normalised), one norm per level, and
 the coarse prefix inside the ANN index. Middle levels are *slices* of the full vector divided by
-their stored norm, so they cost no extra copies. The last stage — exact full-dimension cosines of
-the surviving candidates and their top k — runs inside FAISS (``knn_inner_products_by_idx``)
-straight on the stored matrix: no gathered copy of the candidate rows, no numpy round trips. Rows are append-only; a delete is a tombstone
+their stored norm, so they cost no extra copies, and are rescored in numpy. The last stage —
+exact full-dimension cosines of the surviving candidates and their top k — runs inside FAISS
+(``knn_inner_products_by_idx``) straight on the stored matrix: no gathered copy of the
+candidate rows, no numpy round trips. Rows are append-only; a delete is a tombstone
 (HNSW cannot remove points), and :meth:`FaissBackend.compact` — run automatically once a
 quarter of the rows are dead — rebuilds without them.
 
@@ -41,8 +42,8 @@ class FaissBackend:
     (exact coarse scan), or "ivf" (inverted lists, trained on the first add — or, with
     ``deferred_build``, on everything loaded before :meth:`optimize`). ``ivf_encoding``:
     "flat" (float32 codes) or "sq8" (8-bit scalar quantisation on one shared range: a quarter
-    of the bytes to scan; the funnel's exact rescoring removes the quantisation error). ``nprobe`` is the
-    IVF breadth when the plan does not set one. With ``nlist`` ≥ ``HNSW_QUANTIZER_FROM`` the
+    of the bytes to scan; the funnel's exact rescoring removes the quantisation error).
+    ``nprobe`` is the IVF breadth when the plan does not set one. With ``nlist`` ≥ ``HNSW_QUANTIZER_FROM`` the
     lists' centroids are themselves found through a small HNSW graph: scanning thousands of
     centroids would otherwise cost as much as scanning the lists.
     ``deferred_build``: bulk-load mode — adds only store rows, and the coarse index catches up
