@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from matry_index.experiment import load_experiment  # noqa: E402
-from scale import (dir_bytes, ground_truth, measure_index, recall, rss_bytes,  # noqa: E402
+from scale import (dir_bytes, draw_set, ground_truth, measure_index, recall, rss_bytes,  # noqa: E402
                    saved_or_fitted_adaptor, timed_single)
 from synthetic import EmbeddingGenerator  # noqa: E402
 
@@ -97,8 +97,7 @@ def main() -> None:
     report = {"machine": platform.platform(), "faiss": faiss.__version__, "hnsw_m": args.m,
               "ef_construct": args.ef_construct, "rows": []}
     for n in args.sizes:
-        base = gen.sample(n, seed=1)
-        queries, tune_q = gen.sample_queries(args.queries, seed=2), gen.sample_queries(300, seed=3)
+        base, queries, tune_q = draw_set(gen, n, args.queries)
         truth, flat = ground_truth(base, queries, threads=2)
         del flat
         with tempfile.TemporaryDirectory() as tmp:

@@ -31,10 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import (FUNNELS, K, build_hnsw, bulk_load, ground_truth, recall,  # noqa: E402
+from scale import (FUNNELS, K, build_hnsw, bulk_load, draw_set, ground_truth, recall,  # noqa: E402
                    saved_or_fitted_adaptor, synthetic_set_arguments, timed_single)
 from synthetic import EmbeddingGenerator  # noqa: E402
 
+from matry_index import FunnelPlan  # noqa: E402
 from matry_index.experiment import load_experiment  # noqa: E402
 
 
@@ -54,8 +55,7 @@ def main() -> None:
     adaptor = saved_or_fitted_adaptor(exp, args.adaptor)
     train_q, _ = exp.relevance("train")
     gen = EmbeddingGenerator.fit(adaptor.transform(exp.corpus.vectors), adaptor.transform(train_q))
-    base = gen.sample(args.n, seed=1)
-    queries, tune_q = gen.sample_queries(args.queries, seed=2), gen.sample_queries(300, seed=3)
+    base, queries, tune_q = draw_set(gen, args.n, args.queries)
     truth, flat = ground_truth(base, queries, threads)
     flat.reset()
 
@@ -101,7 +101,6 @@ def main() -> None:
 
 
 def render(report: dict) -> str:
-    from matry_index import FunnelPlan
     lines = [f"# Head to head: {report['funnel']} vs HNSW-384 at equal recall ({report['n']:,} vectors, "
              f"{report['machine']})", "",
              f"Funnel tuned to recall@10 ≥ {report['target']} on separate tuning queries: plan "

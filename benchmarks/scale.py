@@ -104,6 +104,12 @@ def rss_bytes() -> int:
     return 0
 
 
+def draw_set(gen: EmbeddingGenerator, n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The synthetic base, test queries and 300 tuning queries, with the seeds every benchmark
+    on this set uses, so that their numbers are about the same vectors."""
+    return gen.sample(n, seed=1), gen.sample_queries(n_queries, seed=2), gen.sample_queries(300, seed=3)
+
+
 def saved_or_fitted_adaptor(exp, path: str | None) -> MatryoshkaAdaptor:
     """The adaptor saved at ``path``, or (no path) an unsupervised one fitted here, seed 0."""
     if path:
@@ -226,9 +232,7 @@ def main() -> None:
               "raw": (exp.corpus.vectors, train_q)}
     for space, (real_docs, real_q) in spaces.items():
         gen = EmbeddingGenerator.fit(real_docs, real_q)
-        base = gen.sample(args.n, seed=1)
-        queries = gen.sample_queries(args.queries, seed=2)
-        tune_q = gen.sample_queries(300, seed=3)
+        base, queries, tune_q = draw_set(gen, args.n, args.queries)
         report["generator"][space] = EmbeddingGenerator.fidelity(
             real_docs / np.linalg.norm(real_docs, axis=1, keepdims=True), base,
             real_q / np.linalg.norm(real_q, axis=1, keepdims=True), queries)
