@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as md
 import io
-import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from matry_index._fs import atomic_write  # noqa: E402
 from matry_index.data import load_beir, save_embeddings  # noqa: E402
 from matry_index.encoders import Encoder  # noqa: E402
 
@@ -48,15 +47,6 @@ def assemble_packaged_mpnet(cache: Path) -> Path:
     return target
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def embed_resumably(embed, texts: list[str], chunk_dir: Path, chunk_size: int) -> np.ndarray:
@@ -69,7 +59,8 @@ def embed_resumably(embed, texts: list[str], chunk_dir: Path, chunk_size: int) -
     for start in tqdm(range(0, len(texts), chunk_size), desc=chunk_dir.parent.name + "/" + chunk_dir.name):
         path = chunk_dir / f"{start:07d}-{len(texts)}.npy"
         if not path.exists():
-            _save_atomic(path, embed([texts[i] for i in order[start:start + chunk_size]]))
+            rows = embed([texts[i] for i in order[start:start + chunk_size]])
+            atomic_write(path, lambda fh: np.save(fh, rows))
         parts.append(np.load(path))
     out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
     out[order] = np.concatenate(parts)

@@ -7,8 +7,12 @@ query), where memorising popular documents cannot help. Fit times are recorded p
 
     python benchmarks/quality.py                       # SciFact + docstrings, 3 seeds
     python benchmarks/quality.py --sets scifact --seeds 1
+    python benchmarks/quality.py --model all-mpnet-base-v2 --embeddings-root benchmarks/results/embeddings --resume
 
 Writes ``benchmarks/results/quality.json``, ``quality.md`` and one PNG per set and query subset.
+Each finished seed is also kept under ``<out>/runs/`` (ignored by git); ``--resume`` reuses a
+kept seed when it was fitted with the same training settings, so a long run (768-d models take
+~15 min per seed and set on 2 cores) that was interrupted continues where it stopped.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,14 +29,33 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from matry_index._fs import atomic_write_text  # noqa: E402
+from matry_index.adaptor.training import TrainConfig  # noqa: E402
 from matry_index.evaluation.report import markdown_table, plot, summarize  # noqa: E402
 from matry_index.experiment import compare, fit_adaptors, load_experiment  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 
 
+def fit_and_score_seed(exp, seed: int, levels: tuple[int, ...], subsets: dict) -> dict:
+    """One seed: fit both adaptors, score every method on every query subset."""
+    fits = fit_adaptors(exp, seed=seed, levels=levels)
+    scores = {subset: compare(exp, {m: f.adaptor for m, f in fits.items()}, levels, query_ids=qids)
+              for subset, qids in subsets.items()}
+    return {"scores": scores, "fit_seconds": {m: f.seconds for m, f in fits.items()},
+            "settings": fits["supervised adaptor"].adaptor.settings}
+
+
+def kept_seed(path: Path, config: dict) -> dict | None:
+    """A seed saved by an earlier run, if it was fitted with exactly ``config``."""
+    if not path.exists():
+        return None
+    kept = json.loads(path.read_text())
+    return kept if kept.get("config") == config else None
+
+
 def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], levels: tuple[int, ...],
-            fresh: bool) -> dict:
+            fresh: bool, runs_dir: Path, resume: bool) -> dict:
     exp = load_experiment(data, embeddings)
     dim = exp.corpus.vectors.shape[1]
     levels = tuple(m for m in levels if m < dim) + (dim,)
@@ -41,22 +65,26 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
     scores: dict = {s: {} for s in subsets}
     times: dict = {}
     for seed in seeds:
-        print(f"[{name}] seed {seed}: fitting ...", flush=True)
-        fits = fit_adaptors(exp, seed=seed, levels=levels)
-        for method, fit in fits.items():
-            times.setdefault(method, []).append(fit.seconds)
-        adaptors = {m: f.adaptor for m, f in fits.items()}
-        for subset, qids in subsets.items():
-            result = compare(exp, adaptors, levels, query_ids=qids)
+        config = json.loads(json.dumps(asdict(TrainConfig(seed=seed, levels=levels))))
+        path = runs_dir / name / f"seed{seed}.json"
+        run = kept_seed(path, config) if resume else None
+        if run is None:
+            print(f"[{name}] seed {seed}: fitting ...", flush=True)
+            run = {"config": config, **fit_and_score_seed(exp, seed, levels, subsets)}
+            atomic_write_text(path, json.dumps(run, default=str))
+        else:
+            print(f"[{name}] seed {seed}: reusing {path}", flush=True)
+        for method, seconds in run["fit_seconds"].items():
+            times.setdefault(method, []).append(seconds)
+        for subset, result in run["scores"].items():
             for method, per_level in result.items():
                 for level, metrics in per_level.items():
                     for metric, value in metrics.items():
-                        scores[subset].setdefault(method, {}).setdefault(level, {}).setdefault(metric, []).append(value)
+                        scores[subset].setdefault(method, {}).setdefault(int(level), {}).setdefault(metric, []).append(value)
         print(f"[{name}] seed {seed}: " + ", ".join(f"{m} {t[-1]:.0f}s" for m, t in times.items()), flush=True)
     return {"levels": list(levels), "n_docs": len(exp.corpus.ids), "dim": dim,
             "subsets": {s: len(q) if q is not None else len(exp.task().query_ids) for s, q in subsets.items()},
-            "scores": scores, "fit_seconds": times,
-            "settings": fits["supervised adaptor"].adaptor.settings}
+            "scores": scores, "fit_seconds": times, "settings": run["settings"]}
 
 
 def main() -> None:
@@ -68,6 +96,8 @@ def main() -> None:
     parser.add_argument("--embeddings-root", default=None,
                         help="folder with <set>/<model>/ embedding caches (default: the data's own embeddings/)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse seeds kept under <out>/runs/ that were fitted with the same settings")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +112,7 @@ def main() -> None:
         t0 = time.perf_counter()
         emb_root = Path(args.embeddings_root) / name if args.embeddings_root else data / "embeddings"
         res = run_set(name, data, emb_root / args.model, list(range(args.seeds)), levels,
-                      fresh=name == "scifact")
+                      fresh=name == "scifact", runs_dir=out / "runs" / args.model, resume=args.resume)
         res["wall_seconds"] = time.perf_counter() - t0
         report["sets"][name] = res
         for subset, table in res["scores"].items():

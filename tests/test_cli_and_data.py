@@ -38,6 +38,24 @@ def test_embedding_cache_round_trip(tmp_path, rng):
         save_embeddings(tmp_path, "dup", ["a", "a", "b"], vecs)
 
 
+def test_failed_file_write_keeps_the_old_file(tmp_path):
+    from matry_index._fs import atomic_write, atomic_write_text
+
+    target = tmp_path / "kept.txt"
+    atomic_write_text(target, "old")
+
+    def fail_half_way(fh):
+        fh.write(b"new, half written")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fail_half_way)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]  # no temporary file left behind
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+
+
 def test_ndcg_and_recall_by_hand():
     qrels = {"q1": {"d1": 1, "d2": 2}, "q2": {"d9": 1}, "q3": {}}
     run = {"q1": ["d2", "d3", "d1"], "q2": ["d5"]}

@@ -12,7 +12,6 @@ hash, checked when the shard is reopened).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 import qdrant_edge as qe
 from tqdm.auto import tqdm
 
+from .._fs import atomic_write_text
 from .._validation import MatryIndexError
 from ..filters import Node
 from ..ids import UserId
@@ -78,9 +78,7 @@ class QdrantEdgeBackend(qc.FunnelSearch):
                     raise MatryIndexError(f"{self.where} holds a shard without matry_index metadata")
                 shard_dir.mkdir(parents=True, exist_ok=True)
                 self.shard = qe.EdgeShard.create(str(shard_dir), self._config())
-                tmp = meta_path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(qc.collection_metadata(self.dim, self.levels, adaptor_hash)))
-                os.replace(tmp, meta_path)
+                atomic_write_text(meta_path, json.dumps(qc.collection_metadata(self.dim, self.levels, adaptor_hash)))
         except MatryIndexError:
             raise
         except Exception as exc:  # Edge raises plain Exception (locked WAL, corrupt files, ...)

@@ -5,13 +5,12 @@ writes, so embeddings from any source (an API, a local model) can be cached once
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._fs import atomic_write
 from .._validation import MatryIndexError, as_matrix
 
 
@@ -58,13 +57,5 @@ def save_embeddings(folder: str | Path, name: str, ids: list[str], vectors: np.n
     folder.mkdir(parents=True, exist_ok=True)
     vectors = as_matrix(vectors)
     EmbeddingSet(list(ids), vectors)  # validates alignment and uniqueness
-    for suffix, write in ((".npy", lambda fh: np.save(fh, vectors)),
-                          (".ids", lambda fh: fh.write("\n".join(ids).encode() + b"\n"))):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}{suffix}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-            os.replace(tmp, folder / f"{name}{suffix}")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    atomic_write(folder / f"{name}.npy", lambda fh: np.save(fh, vectors))
+    atomic_write(folder / f"{name}.ids", lambda fh: fh.write("\n".join(ids).encode() + b"\n"))
