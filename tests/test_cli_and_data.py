@@ -66,6 +66,21 @@ def test_ndcg_and_recall_by_hand():
     assert recall_at_k(run, qrels, 2) == pytest.approx((0.5 + 0) / 2)
 
 
+def test_agreement_with_full_by_hand():
+    from matry_index.evaluation import RetrievalTask, agreement_with_full
+
+    # 2-d docs: on the first coordinate alone doc 2 (x=1.0) outranks doc 0 for query q,
+    # which on both coordinates prefers doc 0, then doc 1.
+    docs = np.array([[0.6, 0.8], [0.0, 1.0], [1.0, 0.0]], np.float32)
+    task = RetrievalTask(["a", "b", "c"], docs, ["q"], np.array([[0.1, 1.0]], np.float32), {"q": {"a": 1}})
+    # full-dim top-2 = {1, 0}: cosines 0.995 (doc 1), 0.856 (doc 0), 0.0995 (doc 2)
+    # 1-d prefix: every doc's prefix normalises to +1 except doc 1 (zero stays zero): top-2 = {0, 2}
+    res = agreement_with_full(task, [1, 2], k=2)
+    assert res == {1: 0.5, 2: 1.0}
+    swap = agreement_with_full(task, [2], transform=lambda x: x[:, ::-1], k=2)
+    assert swap == {2: 1.0}  # a permutation of coordinates keeps full-dimension cosines
+
+
 def test_exact_search_reproduces_published_scifact_ndcg(scifact_experiment):
     from matry_index.evaluation import evaluate_levels
     res = evaluate_levels(scifact_experiment.task("test"), [64, 384])

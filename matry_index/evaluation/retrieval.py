@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import MatryIndexError
+from .._validation import MatryIndexError, normalize_rows
 from ..data import BeirDataset, EmbeddingSet
 from .baselines import truncate
 from .metrics import ndcg_at_k, recall_at_k
@@ -71,3 +71,25 @@ def evaluate_levels(task: RetrievalTask, levels: Sequence[int],
         results[int(m)] = {f"ndcg@{ndcg_k}": ndcg_at_k(run, task.qrels, ndcg_k),
                            f"recall@{recall_k}": recall_at_k(run, task.qrels, recall_k)}
     return results
+
+
+def agreement_with_full(task: RetrievalTask, levels: Sequence[int],
+                        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                        k: int = 10) -> dict[int, float]:
+    """Mean share of each query's full-dimension top-``k`` (original vectors) that the
+    top-``k`` of each prefix of ``transform(x)`` keeps.
+
+    Label-free: it measures how faithfully a prefix copies the original model's ranking,
+    which is all an unsupervised adaptor is trained to do, on as many queries as there are
+    (no relevance judgements needed), so it separates methods more reliably than nDCG on a
+    few hundred judged queries.
+    """
+    reference = exact_search(normalize_rows(task.queries), normalize_rows(task.docs), k)
+    docs = transform(task.docs) if transform else task.docs
+    queries = transform(task.queries) if transform else task.queries
+    out = {}
+    for m in levels:
+        top = exact_search(truncate(queries, m), truncate(docs, m), k)
+        shared = [len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(top, reference)]
+        out[int(m)] = float(np.mean(shared)) / reference.shape[1]
+    return out
