@@ -2,8 +2,8 @@
 
 On the development split of the train queries (the one ``ablation.py`` uses; no test query is
 read), for plain truncation, PCA and the default unsupervised adaptor: the share of each
-query's full-dimension top-10 (original embeddings) that the top-10 of each prefix keeps, and
-nDCG@10. An unsupervised adaptor is trained only to copy the full ranking, so this says
+query's full-dimension top-1 and top-10 (original embeddings) that the top-1 / top-10 of each
+prefix keeps, and nDCG@10. An unsupervised adaptor is trained only to copy the full ranking, so this says
 whether its prefixes win by copying it better than PCA's, and how much room is left below
 the full dimension.
 
@@ -34,10 +34,10 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     report: dict = {}
-    md = ["# Prefix fidelity: top-10 agreement with full-dimension search, and nDCG@10",
+    md = ["# Prefix fidelity: top-1 and top-10 agreement with full-dimension search, and nDCG@10",
           "", "Development split of the train queries (as in `ablation.md`), seed 0. "
-          "Agreement = mean share of a query's full-dimension top-10 (original embeddings) "
-          "that the prefix's top-10 keeps.", ""]
+          "Agreement@k = mean share of a query's full-dimension top-k (original embeddings) "
+          "that the prefix's top-k keeps (@1: the same first document).", ""]
     for name in args.sets:
         exp = load_experiment(REPO.parent / "shared" / "data" / name)
         dev, anchors = dev_split(exp)
@@ -48,15 +48,17 @@ def main() -> None:
                    "unsupervised adaptor (default)": fit.adaptor.transform}
         rows = {}
         for label, transform in methods.items():
-            agreement = agreement_with_full(task, LEVELS, transform)
+            top1, top10 = (agreement_with_full(task, LEVELS, transform, k=k) for k in (1, 10))
             ndcg = evaluate_levels(task, LEVELS, transform)
-            rows[label] = {m: {"agreement@10": agreement[m], "ndcg@10": ndcg[m]["ndcg@10"]} for m in LEVELS}
+            rows[label] = {m: {"agreement@1": top1[m], "agreement@10": top10[m], "ndcg@10": ndcg[m]["ndcg@10"]}
+                           for m in LEVELS}
             print(name, label, {m: round(v["agreement@10"], 3) for m, v in rows[label].items()}, flush=True)
         report[name] = {"dev_queries": len(dev), "anchor_queries": len(anchors), "rows": rows,
                         "fit_seconds": fit.seconds}
-        md += [f"**{name}** ({len(dev)} dev queries): agreement@10 / nDCG@10", "",
+        md += [f"**{name}** ({len(dev)} dev queries): agreement@1 / agreement@10 / nDCG@10", "",
                "| method | " + " | ".join(str(m) for m in LEVELS) + " |", "|---|" + "---|" * len(LEVELS)]
-        md += [f"| {label} | " + " | ".join(f"{r[m]['agreement@10']:.3f} / {r[m]['ndcg@10']:.3f}" for m in LEVELS) + " |"
+        md += [f"| {label} | " + " | ".join(
+            f"{r[m]['agreement@1']:.3f} / {r[m]['agreement@10']:.3f} / {r[m]['ndcg@10']:.3f}" for m in LEVELS) + " |"
                for label, r in rows.items()]
         md.append("")
         (out / "fidelity.json").write_text(json.dumps(report, indent=2))

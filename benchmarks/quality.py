@@ -55,7 +55,7 @@ def kept_seed(path: Path, config: dict) -> dict | None:
 
 
 def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], levels: tuple[int, ...],
-            fresh: bool, runs_dir: Path, resume: bool) -> dict:
+            fresh: bool, runs_dir: Path, resume: bool, kept_only: bool = False) -> dict:
     exp = load_experiment(data, embeddings)
     dim = exp.corpus.vectors.shape[1]
     levels = tuple(m for m in levels if m < dim) + (dim,)
@@ -64,16 +64,20 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
         subsets["fresh test queries"] = exp.fresh_test_queries()
     scores: dict = {s: {} for s in subsets}
     times: dict = {}
+    done = []
     for seed in seeds:
         config = json.loads(json.dumps(asdict(TrainConfig(seed=seed, levels=levels))))
         path = runs_dir / name / f"seed{seed}.json"
-        run = kept_seed(path, config) if resume else None
+        run = kept_seed(path, config) if resume or kept_only else None
+        if run is None and kept_only:
+            continue
         if run is None:
             print(f"[{name}] seed {seed}: fitting ...", flush=True)
             run = {"config": config, **fit_and_score_seed(exp, seed, levels, subsets)}
             atomic_write_text(path, json.dumps(run, default=str))
         else:
             print(f"[{name}] seed {seed}: reusing {path}", flush=True)
+        done.append(seed)
         for method, seconds in run["fit_seconds"].items():
             times.setdefault(method, []).append(seconds)
         for subset, result in run["scores"].items():
@@ -82,7 +86,9 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
                     for metric, value in metrics.items():
                         scores[subset].setdefault(method, {}).setdefault(int(level), {}).setdefault(metric, []).append(value)
         print(f"[{name}] seed {seed}: " + ", ".join(f"{m} {t[-1]:.0f}s" for m, t in times.items()), flush=True)
-    return {"levels": list(levels), "n_docs": len(exp.corpus.ids), "dim": dim,
+    if not done:
+        raise SystemExit(f"[{name}] no kept seed was fitted with the current settings")
+    return {"levels": list(levels), "seeds": done, "n_docs": len(exp.corpus.ids), "dim": dim,
             "subsets": {s: len(q) if q is not None else len(exp.task().query_ids) for s, q in subsets.items()},
             "scores": scores, "fit_seconds": times, "settings": run["settings"]}
 
@@ -98,26 +104,29 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--resume", action="store_true",
                         help="reuse seeds kept under <out>/runs/ that were fitted with the same settings")
+    parser.add_argument("--kept-only", action="store_true",
+                        help="fit nothing: report the kept seeds of each set (a partial run's results so far)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     levels = tuple(int(x) for x in args.levels.split(","))
     report = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                           "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()},
-              "model": args.model, "seeds": list(range(args.seeds)), "sets": {}}
+              "model": args.model, "sets": {}}
     tag = "" if args.model == "all-MiniLM-L6-v2" else f"_{args.model}"
-    md = [f"# Adaptor quality ({args.model}, {args.seeds} seed(s), mean ± sd)", ""]
+    md = [f"# Adaptor quality ({args.model}, mean ± sd over seeds)", ""]
     for name in args.sets:
         data = SHARED / name
         t0 = time.perf_counter()
         emb_root = Path(args.embeddings_root) / name if args.embeddings_root else data / "embeddings"
         res = run_set(name, data, emb_root / args.model, list(range(args.seeds)), levels,
-                      fresh=name == "scifact", runs_dir=out / "runs" / args.model, resume=args.resume)
+                      fresh=name == "scifact", runs_dir=out / "runs" / args.model, resume=args.resume,
+                      kept_only=args.kept_only)
         res["wall_seconds"] = time.perf_counter() - t0
         report["sets"][name] = res
         for subset, table in res["scores"].items():
             for metric in ("ndcg@10", "recall@100"):
-                md += [markdown_table(table, metric, f"{name}, {subset} ({res['subsets'][subset]}): {metric}"), ""]
+                md += [markdown_table(table, metric, f"{name}, {subset} ({res['subsets'][subset]}), seeds {res['seeds']}: {metric}"), ""]
             plot(table, out / f"quality_{name}{tag}_{subset.split()[0]}.png",
                  title=f"{name} ({subset}), {args.model}")
         md.append("Fit seconds (2-core machine): " + ", ".join(
