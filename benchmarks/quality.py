@@ -78,6 +78,7 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
         else:
             print(f"[{name}] seed {seed}: reusing {path}", flush=True)
         done.append(seed)
+        settings = run["settings"]
         for method, seconds in run["fit_seconds"].items():
             times.setdefault(method, []).append(seconds)
         for subset, result in run["scores"].items():
@@ -90,7 +91,7 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
         raise SystemExit(f"[{name}] no kept seed was fitted with the current settings")
     return {"levels": list(levels), "seeds": done, "n_docs": len(exp.corpus.ids), "dim": dim,
             "subsets": {s: len(q) if q is not None else len(exp.task().query_ids) for s, q in subsets.items()},
-            "scores": scores, "fit_seconds": times, "settings": run["settings"]}
+            "scores": scores, "fit_seconds": times, "settings": settings}
 
 
 def main() -> None:
