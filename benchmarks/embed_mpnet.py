@@ -47,8 +47,6 @@ def assemble_packaged_mpnet(cache: Path) -> Path:
     return target
 
 
-
-
 def embed_resumably(embed, texts: list[str], chunk_dir: Path, chunk_size: int) -> np.ndarray:
     """Embed ``texts`` longest-first in chunks saved under ``chunk_dir``; return rows in input order."""
     from tqdm.auto import tqdm

@@ -54,7 +54,6 @@ def load_embeddings(folder: str | Path, name: str) -> EmbeddingSet:
 def save_embeddings(folder: str | Path, name: str, ids: list[str], vectors: np.ndarray) -> None:
     """Write an embedding cache atomically (temporary files, then rename)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     vectors = as_matrix(vectors)
     EmbeddingSet(list(ids), vectors)  # validates alignment and uniqueness
     atomic_write(folder / f"{name}.npy", lambda fh: np.save(fh, vectors))
