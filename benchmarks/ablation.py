@@ -57,6 +57,8 @@ SUPERVISED_VARIANTS = {
     "supervised default (32 hard negatives, lr 3e-4)": {},
     "16 hard negatives": {"hard_negatives": 16},
     "16 hard negatives, lr 1e-3": {"hard_negatives": 16, "supervised_lr": 1e-3},
+    "in-batch softmax ranking (every batch candidate a negative)": {"rank_loss": "softmax-inbatch"},
+    "in-batch softmax ranking, lr 1e-4": {"rank_loss": "softmax-inbatch", "supervised_lr": 1e-4},
 }
 
 

@@ -48,10 +48,10 @@ def main() -> None:
                    "unsupervised adaptor (default)": fit.adaptor.transform}
         rows = {}
         for label, transform in methods.items():
-            top1, top10 = (agreement_with_full(task, LEVELS, transform, k=k) for k in (1, 10))
+            agreement = agreement_with_full(task, LEVELS, transform, ks=(1, 10))
             ndcg = evaluate_levels(task, LEVELS, transform)
-            rows[label] = {m: {"agreement@1": top1[m], "agreement@10": top10[m], "ndcg@10": ndcg[m]["ndcg@10"]}
-                           for m in LEVELS}
+            rows[label] = {m: {"agreement@1": agreement[m][1], "agreement@10": agreement[m][10],
+                               "ndcg@10": ndcg[m]["ndcg@10"]} for m in LEVELS}
             print(name, label, {m: round(v["agreement@10"], 3) for m, v in rows[label].items()}, flush=True)
         report[name] = {"dev_queries": len(dev), "anchor_queries": len(anchors), "rows": rows,
                         "fit_seconds": fit.seconds}

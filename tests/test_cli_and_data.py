@@ -75,10 +75,11 @@ def test_agreement_with_full_by_hand():
     task = RetrievalTask(["a", "b", "c"], docs, ["q"], np.array([[0.1, 1.0]], np.float32), {"q": {"a": 1}})
     # full-dim top-2 = {1, 0}: cosines 0.995 (doc 1), 0.856 (doc 0), 0.0995 (doc 2)
     # 1-d prefix: every doc's prefix normalises to +1 except doc 1 (zero stays zero): top-2 = {0, 2}
-    res = agreement_with_full(task, [1, 2], k=2)
-    assert res == {1: 0.5, 2: 1.0}
-    swap = agreement_with_full(task, [2], transform=lambda x: x[:, ::-1], k=2)
-    assert swap == {2: 1.0}  # a permutation of coordinates keeps full-dimension cosines
+    # top-1: doc 1 in full dimension and at 2-d, never at 1-d (doc 1's prefix is zero)
+    res = agreement_with_full(task, [1, 2], ks=(1, 2))
+    assert res == {1: {1: 0.0, 2: 0.5}, 2: {1: 1.0, 2: 1.0}}
+    swap = agreement_with_full(task, [2], transform=lambda x: x[:, ::-1], ks=(2,))
+    assert swap == {2: {2: 1.0}}  # a permutation of coordinates keeps full-dimension cosines
 
 
 def test_exact_search_reproduces_published_scifact_ndcg(scifact_experiment):

@@ -66,3 +66,19 @@ def test_ranking_loss_mask_drops_padded_candidates():
     mask = torch.tensor([[1.0, 1.0, 0.0]])
     expected = math.log1p(math.exp(0.2 - 0.8))
     assert float(losses.ranking_loss(scores, relevance, mask=mask)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_softmax_ranking_loss_by_hand():
+    scores = torch.tensor([[0.8, 0.2, 0.5], [0.1, 0.3, 0.0]])
+    relevance = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # the second query has no positive
+    # target (2/3, 1/3, 0); loss = −Σ target · log softmax(2 · scores)
+    logits = [1.6, 0.4, 1.0]
+    log_z = math.log(sum(math.exp(v) for v in logits))
+    expected = -(2 / 3 * (logits[0] - log_z) + 1 / 3 * (logits[1] - log_z))
+    got = losses.softmax_ranking_loss(scores, relevance, scale=2.0)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # drop the third candidate
+    log_z = math.log(math.exp(1.6) + math.exp(0.4))
+    expected = -(2 / 3 * (1.6 - log_z) + 1 / 3 * (0.4 - log_z))
+    got = losses.softmax_ranking_loss(scores, relevance, scale=2.0, mask=mask)
+    assert float(got) == pytest.approx(expected, rel=1e-5)

@@ -87,3 +87,23 @@ def ranking_loss(scores: torch.Tensor, relevance: torch.Tensor, scale: float = 1
     margin = scores.unsqueeze(1) - scores.unsqueeze(2)  # [b, j, k] = s_k - s_j
     pairs = (weight > 0).sum().clamp_min(1)
     return (weight * F.softplus(scale * margin)).sum() / pairs
+
+
+def softmax_ranking_loss(scores: torch.Tensor, relevance: torch.Tensor, scale: float = 1.0,
+                         mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy between the relevance distribution and softmax(scale · scores), per query.
+
+    The target puts mass ∝ relevance on the judged documents; every other candidate competes
+    for probability at once (a multi-positive InfoNCE), so one confusing negative cannot be
+    ignored because the pairs against it are a small share of all pairs.
+    Queries without a positive candidate are skipped.
+    """
+    rel = relevance.clamp_min(0)
+    if mask is not None:
+        rel = rel * mask
+        scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min / 4)
+    total = rel.sum(-1, keepdim=True)
+    has_pos = total.squeeze(-1) > 0
+    target = rel / total.clamp_min(1e-12)
+    per_query = -(target * F.log_softmax(scale * scores, dim=-1)).sum(-1)
+    return per_query[has_pos].mean() if has_pos.any() else scores.sum() * 0.0

@@ -61,6 +61,7 @@ class TrainConfig:
     #                                          (None: in proportion to their number)
     # supervised stage
     w_rank: float = 1.0
+    rank_loss: str = "pairwise"    # "pairwise" (the paper's Eq. 5) or "softmax-inbatch" (see docs/adaptor.md)
     rank_scale: float = 20.0
     hard_negatives: int = 32
     supervised_lr: float = 3e-4
@@ -399,6 +400,26 @@ class _Judged:
             self.cand[i, max_pos:] = negatives[i]
             self.mask[i, max_pos:] = 1
 
+    def in_batch(self, rows: np.ndarray, docs: np.ndarray, inverse: np.ndarray,
+                 original_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Relevance and mask of every batch document for every batch query.
+
+        ``docs`` are the distinct candidates of the batch queries ``rows`` (``inverse`` maps
+        each query's candidate list onto them); ``original_scores`` (queries, docs) are the
+        original-embedding cosines. Another query's candidate that the original embedding
+        ranks above this query's weakest judged document is likely an unjudged positive, so
+        it is masked out rather than pushed away.
+        """
+        judged = self.mask[rows].ravel() > 0
+        query_of = np.repeat(np.arange(len(rows)), self.cand.shape[1])[judged]
+        grade = np.zeros((len(rows), len(docs)), np.float32)
+        grade[query_of, inverse[judged]] = self.grade[rows].ravel()[judged]
+        own = np.zeros(grade.shape, bool)
+        own[query_of, inverse[judged]] = True
+        weakest = np.where(grade > 0, original_scores, np.inf).min(1, keepdims=True)
+        mask = own | (original_scores < weakest)
+        return grade, mask.astype(np.float32)
+
 
 def _hard_negatives(adaptor: MatryoshkaAdaptor, queries: np.ndarray, corpus: np.ndarray,
                     relevant: dict[int, dict[int, float]], query_rows: np.ndarray, n: int) -> np.ndarray:
@@ -437,10 +458,13 @@ def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
     ``corpus``. Stage 1 is :func:`fit_unsupervised` with the queries as unlabelled anchors
     (skipped when ``base`` is given). Stage 2 adds the relevance-weighted ranking loss over
     each query's relevant documents and its hardest non-relevant ones (mined with the stage-1
-    adaptor), keeps the unsupervised terms, and stops early on nDCG@10 of held-out queries
+    adaptor; with ``rank_loss="softmax-inbatch"`` a softmax over every candidate of the batch
+    instead), keeps the unsupervised terms, and stops early on nDCG@10 of held-out queries
     that share no relevant document with the training queries.
     """
     cfg = (config or TrainConfig()).with_overrides(**overrides)
+    if cfg.rank_loss not in ("pairwise", "softmax-inbatch"):
+        raise MatryIndexError(f"rank_loss must be 'pairwise' or 'softmax-inbatch'; got {cfg.rank_loss!r}")
     corpus = normalize_rows(as_matrix(corpus, name="corpus"))
     dim = corpus.shape[1]
     queries = normalize_rows(as_matrix(queries, dim=dim, name="queries"))
@@ -475,8 +499,12 @@ def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
         adapted, _ = module(torch.from_numpy(np.concatenate([queries[train_q[qi]], corpus[docs]])))
         q_ad = adapted[:len(qi)]
         c_ad = adapted[len(qi):][torch.from_numpy(inverse)].reshape(len(qi), cand.shape[1], -1)
-        grade, mask = torch.from_numpy(judged.grade[qi]), torch.from_numpy(judged.mask[qi])
-        rank = sum(losses.ranking_loss(scores, grade, cfg.rank_scale, mask)
+        grade, mask, rank_fn = judged.grade[qi], judged.mask[qi], losses.ranking_loss
+        if cfg.rank_loss == "softmax-inbatch":  # each query ranks every candidate of the batch
+            grade, mask = judged.in_batch(qi, docs, inverse, queries[train_q[qi]] @ corpus[docs].T)
+            c_ad, rank_fn = adapted[len(qi):], losses.softmax_ranking_loss
+        grade, mask = torch.from_numpy(grade), torch.from_numpy(mask)
+        rank = sum(rank_fn(scores, grade, cfg.rank_scale, mask)
                    for scores in losses.prefix_cosines_multi(q_ad, c_ad, loss_levels)) / len(loss_levels)
         ai = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
         unsup, parts = _unsupervised_loss(module, data, ai, loss_levels, cfg, rng)

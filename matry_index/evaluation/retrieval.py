@@ -75,21 +75,24 @@ def evaluate_levels(task: RetrievalTask, levels: Sequence[int],
 
 def agreement_with_full(task: RetrievalTask, levels: Sequence[int],
                         transform: Callable[[np.ndarray], np.ndarray] | None = None,
-                        k: int = 10) -> dict[int, float]:
-    """Mean share of each query's full-dimension top-``k`` (original vectors) that the
-    top-``k`` of each prefix of ``transform(x)`` keeps.
+                        ks: Sequence[int] = (10,)) -> dict[int, dict[int, float]]:
+    """For each level m and each k in ``ks``: the mean share of a query's full-dimension
+    top-k (original vectors) that the top-k of the m-prefix of ``transform(x)`` keeps.
 
     Label-free: it measures how faithfully a prefix copies the original model's ranking,
     which is all an unsupervised adaptor is trained to do, on as many queries as there are
     (no relevance judgements needed), so it separates methods more reliably than nDCG on a
-    few hundred judged queries.
+    few hundred judged queries. One search per level serves every k (results come sorted).
     """
-    reference = exact_search(normalize_rows(task.queries), normalize_rows(task.docs), k)
+    depth = max(ks)
+    reference = exact_search(normalize_rows(task.queries), normalize_rows(task.docs), depth)
     docs = transform(task.docs) if transform else task.docs
     queries = transform(task.queries) if transform else task.queries
-    out = {}
+    out: dict[int, dict[int, float]] = {}
     for m in levels:
-        top = exact_search(truncate(queries, m), truncate(docs, m), k)
-        shared = [len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(top, reference)]
-        out[int(m)] = float(np.mean(shared)) / reference.shape[1]
+        top = exact_search(truncate(queries, m), truncate(docs, m), depth)
+        out[int(m)] = {}
+        for k in ks:
+            shared = [len(np.intersect1d(a[:k], b[:k], assume_unique=True)) for a, b in zip(top, reference)]
+            out[int(m)][int(k)] = float(np.mean(shared)) / min(k, reference.shape[1])
     return out
