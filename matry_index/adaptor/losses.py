@@ -50,6 +50,12 @@ def similarity_preservation_loss(target: torch.Tensor, pred: torch.Tensor,
     return (diff * mask).sum() / mask.sum().clamp_min(1)
 
 
+def _exclude_from_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``logits`` with masked entries (mask == 0) so low that a softmax gives them no mass
+    (a quarter of the dtype's minimum: low enough, yet safe from overflow when scaled)."""
+    return logits.masked_fill(mask == 0, torch.finfo(logits.dtype).min / 4)
+
+
 def listwise_kl_loss(target: torch.Tensor, pred: torch.Tensor, temperature: float,
                      mask: torch.Tensor | None = None) -> torch.Tensor:
     """KL(softmax(target/T) ‖ softmax(pred/T)) per anchor row, averaged.
@@ -59,9 +65,7 @@ def listwise_kl_loss(target: torch.Tensor, pred: torch.Tensor, temperature: floa
     Masked entries (mask == 0) are left out of both distributions.
     """
     if mask is not None:
-        neg = torch.finfo(target.dtype).min / 4
-        target = target.masked_fill(mask == 0, neg)
-        pred = pred.masked_fill(mask == 0, neg)
+        target, pred = _exclude_from_softmax(target, mask), _exclude_from_softmax(pred, mask)
     log_p = F.log_softmax(target / temperature, dim=-1)
     log_q = F.log_softmax(pred / temperature, dim=-1)
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
@@ -101,7 +105,7 @@ def softmax_ranking_loss(scores: torch.Tensor, relevance: torch.Tensor, scale: f
     rel = relevance.clamp_min(0)
     if mask is not None:
         rel = rel * mask
-        scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min / 4)
+        scores = _exclude_from_softmax(scores, mask)
     total = rel.sum(-1, keepdim=True)
     has_pos = total.squeeze(-1) > 0
     target = rel / total.clamp_min(1e-12)

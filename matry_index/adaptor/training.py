@@ -413,9 +413,10 @@ class _Judged:
         judged = self.mask[rows].ravel() > 0
         query_of = np.repeat(np.arange(len(rows)), self.cand.shape[1])[judged]
         grade = np.zeros((len(rows), len(docs)), np.float32)
-        grade[query_of, inverse[judged]] = self.grade[rows].ravel()[judged]
+        cols = inverse[judged]
+        grade[query_of, cols] = self.grade[rows].ravel()[judged]
         own = np.zeros(grade.shape, bool)
-        own[query_of, inverse[judged]] = True
+        own[query_of, cols] = True
         weakest = np.where(grade > 0, original_scores, np.inf).min(1, keepdims=True)
         mask = own | (original_scores < weakest)
         return grade, mask.astype(np.float32)
@@ -498,11 +499,12 @@ def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
         docs, inverse = np.unique(cand.ravel(), return_inverse=True)
         adapted, _ = module(torch.from_numpy(np.concatenate([queries[train_q[qi]], corpus[docs]])))
         q_ad = adapted[:len(qi)]
-        c_ad = adapted[len(qi):][torch.from_numpy(inverse)].reshape(len(qi), cand.shape[1], -1)
-        grade, mask, rank_fn = judged.grade[qi], judged.mask[qi], losses.ranking_loss
         if cfg.rank_loss == "softmax-inbatch":  # each query ranks every candidate of the batch
             grade, mask = judged.in_batch(qi, docs, inverse, queries[train_q[qi]] @ corpus[docs].T)
             c_ad, rank_fn = adapted[len(qi):], losses.softmax_ranking_loss
+        else:  # each query ranks its own candidate list
+            grade, mask, rank_fn = judged.grade[qi], judged.mask[qi], losses.ranking_loss
+            c_ad = adapted[len(qi):][torch.from_numpy(inverse)].reshape(len(qi), cand.shape[1], -1)
         grade, mask = torch.from_numpy(grade), torch.from_numpy(mask)
         rank = sum(rank_fn(scores, grade, cfg.rank_scale, mask)
                    for scores in losses.prefix_cosines_multi(q_ad, c_ad, loss_levels)) / len(loss_levels)
