@@ -5,6 +5,11 @@ For each BEIR set: plain truncation, PCA (fitted on the corpus), the unsupervise
 test split; for SciFact also on its "fresh" test queries (no relevant doc shared with a train
 query), where memorising popular documents cannot help. Fit times are recorded per seed.
 
+Beside the means, each adaptor's nDCG@10 is compared with PCA at the same level and with the
+original embeddings at full dimension, query by query (per-query scores averaged over the
+seeds): the mean difference and its 95 % paired-bootstrap interval over queries, which says
+whether a gap of a few thousandths is a property of the method or of the queries sampled.
+
     python benchmarks/quality.py                       # SciFact + docstrings, 3 seeds
     python benchmarks/quality.py --sets scifact --seeds 1
     python benchmarks/quality.py --model all-mpnet-base-v2 --embeddings-root benchmarks/results/embeddings --resume
@@ -21,7 +26,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import torch
@@ -31,19 +36,44 @@ sys.path.insert(0, str(REPO))
 
 from matry_index._fs import atomic_write_text  # noqa: E402
 from matry_index.adaptor.training import TrainConfig  # noqa: E402
-from matry_index.evaluation.report import markdown_table, plot, summarize  # noqa: E402
+from matry_index.evaluation import average_over_queries, mean_over_runs, paired_difference  # noqa: E402
+from matry_index.evaluation.report import difference_table, markdown_table, plot, summarize  # noqa: E402
 from matry_index.experiment import compare, fit_adaptors, load_experiment  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
+COMPARED_METRIC = "ndcg@10"
+BASELINES = ("truncation", "PCA")
 
 
 def fit_and_score_seed(exp, seed: int, levels: tuple[int, ...], subsets: dict) -> dict:
-    """One seed: fit both adaptors, score every method on every query subset."""
+    """One seed: fit both adaptors, score every method on every query subset (per query, and
+    the means the tables show)."""
     fits = fit_adaptors(exp, seed=seed, levels=levels)
-    scores = {subset: compare(exp, {m: f.adaptor for m, f in fits.items()}, levels, query_ids=qids)
-              for subset, qids in subsets.items()}
-    return {"scores": scores, "fit_seconds": {m: f.seconds for m, f in fits.items()},
+    per_query = {subset: compare(exp, {m: f.adaptor for m, f in fits.items()}, levels, query_ids=qids,
+                                 per_query=True)
+                 for subset, qids in subsets.items()}
+    scores = {subset: {method: average_over_queries(per_level) for method, per_level in result.items()}
+              for subset, result in per_query.items()}
+    return {"scores": scores, "per_query": per_query, "fit_seconds": {m: f.seconds for m, f in fits.items()},
             "settings": fits["supervised adaptor"].adaptor.settings}
+
+
+def differences(per_query: dict, dim: int) -> dict:
+    """``{row: {level: Difference}}``: each adaptor against PCA at the same level and against the
+    original embeddings at full dimension, nDCG@10 per query averaged over the seeds.
+
+    ``per_query``: ``{method: {level: [per-query scores of each seed]}}``.
+    """
+    mean = {method: {m: mean_over_runs(runs) for m, runs in per_level.items()}
+            for method, per_level in per_query.items()}
+    original = mean["truncation"][dim]
+    rows: dict = {}
+    for method in (m for m in mean if m not in BASELINES):
+        rows[f"{method} − PCA"] = {m: paired_difference(scores, mean["PCA"][m])
+                                   for m, scores in mean[method].items() if m < dim}
+        rows[f"{method} − original at {dim}-d"] = {m: paired_difference(scores, original)
+                                                  for m, scores in mean[method].items()}
+    return rows
 
 
 def kept_seed(path: Path, config: dict) -> dict | None:
@@ -63,6 +93,7 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
     if fresh:
         subsets["fresh test queries"] = exp.fresh_test_queries()
     scores: dict = {s: {} for s in subsets}
+    per_query: dict | None = {s: {} for s in subsets}
     times: dict = {}
     done = []
     for seed in seeds:
@@ -75,6 +106,7 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
             print(f"[{name}] seed {seed}: fitting ...", flush=True)
             run = {"config": config, **fit_and_score_seed(exp, seed, levels, subsets)}
             atomic_write_text(path, json.dumps(run, default=str))
+            run = json.loads(path.read_text())  # the same form as a kept seed (string keys)
         else:
             print(f"[{name}] seed {seed}: reusing {path}", flush=True)
         done.append(seed)
@@ -86,12 +118,25 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
                 for level, metrics in per_level.items():
                     for metric, value in metrics.items():
                         scores[subset].setdefault(method, {}).setdefault(int(level), {}).setdefault(metric, []).append(value)
+        if "per_query" not in run:  # kept by a version of this script that did not record them
+            per_query = None
+        if per_query is not None:
+            for subset, result in run["per_query"].items():
+                for method, per_level in result.items():
+                    for level, metrics in per_level.items():
+                        per_query[subset].setdefault(method, {}).setdefault(int(level), []).append(metrics[COMPARED_METRIC])
         print(f"[{name}] seed {seed}: " + ", ".join(f"{m} {t[-1]:.0f}s" for m, t in times.items()), flush=True)
     if not done:
         raise SystemExit(f"[{name}] no kept seed was fitted with the current settings")
+    diffs = {s: differences(per_query[s], dim) for s in subsets} if per_query is not None else None
     return {"levels": list(levels), "seeds": done, "n_docs": len(exp.corpus.ids), "dim": dim,
             "subsets": {s: len(q) if q is not None else len(exp.task().query_ids) for s, q in subsets.items()},
-            "scores": scores, "fit_seconds": times, "settings": settings}
+            "scores": scores, "differences": diffs, "fit_seconds": times, "settings": settings}
+
+
+def _as_json(value):
+    """JSON form of what the report holds besides plain numbers (Differences)."""
+    return asdict(value) if is_dataclass(value) else str(value)
 
 
 def main() -> None:
@@ -128,12 +173,16 @@ def main() -> None:
         for subset, table in res["scores"].items():
             for metric in ("ndcg@10", "recall@100"):
                 md += [markdown_table(table, metric, f"{name}, {subset} ({res['subsets'][subset]}), seeds {res['seeds']}: {metric}"), ""]
+            if res["differences"] is not None:
+                md += [difference_table(res["differences"][subset],
+                                        f"{name}, {subset}: {COMPARED_METRIC} difference, mean over seeds, "
+                                        "95 % paired bootstrap interval over queries (bold: excludes 0)"), ""]
             plot(table, out / f"quality_{name}{tag}_{subset.split()[0]}.png",
                  title=f"{name} ({subset}), {args.model}")
         md.append("Fit seconds (2-core machine): " + ", ".join(
             f"{m} {summarize(t)[0]:.0f} ± {summarize(t)[1]:.0f}" for m, t in res["fit_seconds"].items()))
         md.append("")
-        (out / f"quality{tag}.json").write_text(json.dumps(report, indent=2, default=str))
+        (out / f"quality{tag}.json").write_text(json.dumps(report, indent=2, default=_as_json))
         (out / f"quality{tag}.md").write_text("\n".join(md))
     print("\n".join(md))
 

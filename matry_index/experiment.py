@@ -16,7 +16,7 @@ from ._validation import MatryIndexError
 from .adaptor import MatryoshkaAdaptor
 from .adaptor.training import TrainResult
 from .data import BeirDataset, EmbeddingSet, load_beir, load_embeddings, save_embeddings
-from .evaluation import PCARotation, RetrievalTask, evaluate_levels, task_from_beir
+from .evaluation import PCARotation, RetrievalTask, evaluate_levels, evaluate_levels_per_query, task_from_beir
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -95,11 +95,14 @@ def fit_adaptors(exp: Experiment, seed: int = 0, supervised: bool = True,
 
 
 def compare(exp: Experiment, adaptors: dict[str, MatryoshkaAdaptor], levels: Sequence[int],
-            query_ids: Sequence[str] | None = None, split: str = "test") -> dict[str, dict[int, dict[str, float]]]:
-    """nDCG@10 / recall@100 per level for truncation, PCA and each adaptor on ``split``."""
+            query_ids: Sequence[str] | None = None, split: str = "test", per_query: bool = False) -> dict:
+    """nDCG@10 / recall@100 per level for truncation, PCA and each adaptor on ``split``:
+    ``{method: {level: {metric: mean}}}``, or with ``per_query`` ``{method: {level: {metric:
+    {query id: score}}}}`` (for confidence intervals of the differences between methods)."""
     task = exp.task(split)
     if query_ids is not None:
         task = task.subset(query_ids)
     methods = {"truncation": None, "PCA": PCARotation.fit(exp.corpus.vectors).transform}
     methods.update({name: a.transform for name, a in adaptors.items()})
-    return {name: evaluate_levels(task, levels, fn) for name, fn in methods.items()}
+    evaluate = evaluate_levels_per_query if per_query else evaluate_levels
+    return {name: evaluate(task, levels, fn) for name, fn in methods.items()}

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .significance import Difference
+
 # results: method -> level -> metric -> list of values (one per seed)
 Results = Mapping[str, Mapping[int, Mapping[str, Sequence[float]]]]
 
@@ -16,23 +18,28 @@ def summarize(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
 
+def _level_table(rows: Mapping[str, Mapping[int, str]], first_column: str, title: str | None) -> str:
+    """Markdown: one row per label, one column per level (the union over rows), "–" where a
+    row has no cell."""
+    levels = sorted({m for cells in rows.values() for m in cells})
+    lines = [f"**{title}**", ""] if title else []
+    lines.append(f"| {first_column} | " + " | ".join(str(m) for m in levels) + " |")
+    lines.append("|---|" + "---|" * len(levels))
+    lines += [f"| {label} | " + " | ".join(cells.get(m, "–") for m in levels) + " |" for label, cells in rows.items()]
+    return "\n".join(lines)
+
+
 def markdown_table(results: Results, metric: str = "ndcg@10", title: str | None = None) -> str:
     """A Markdown table: methods as rows, levels as columns, ``mean ± sd`` cells."""
-    levels = sorted({m for per_level in results.values() for m in per_level})
-    lines = [f"**{title}**", ""] if title else []
-    lines.append("| method | " + " | ".join(str(m) for m in levels) + " |")
-    lines.append("|---|" + "---|" * len(levels))
+    rows = {}
     for method, per_level in results.items():
-        cells = []
-        for m in levels:
-            vals = per_level.get(m, {}).get(metric)
-            if not vals:
-                cells.append("–")
-                continue
-            mean, sd = summarize(vals)
-            cells.append(f"{mean:.3f}" + (f" ± {sd:.3f}" if len(vals) > 1 else ""))
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows[method] = {}
+        for m, metrics in per_level.items():
+            vals = metrics.get(metric)
+            if vals:
+                mean, sd = summarize(vals)
+                rows[method][m] = f"{mean:.3f}" + (f" ± {sd:.3f}" if len(vals) > 1 else "")
+    return _level_table(rows, "method", title)
 
 
 def plot(results: Results, path: str | Path, metric: str = "ndcg@10", title: str = "") -> Path:
@@ -62,3 +69,11 @@ def plot(results: Results, path: str | Path, metric: str = "ndcg@10", title: str
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def difference_table(rows: Mapping[str, Mapping[int, Difference]], title: str | None = None) -> str:
+    """A Markdown table of paired differences, ``mean [low, high]`` per level; bold where the
+    interval excludes zero (the sign is supported by the queries), plain where it does not."""
+    cells = {label: {m: f"**{d}**" if d.resolved else str(d) for m, d in per_level.items()}
+             for label, per_level in rows.items()}
+    return _level_table(cells, "difference", title)

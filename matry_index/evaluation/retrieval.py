@@ -56,10 +56,25 @@ def exact_search(queries: np.ndarray, docs: np.ndarray, k: int, batch: int = 102
 def evaluate_levels(task: RetrievalTask, levels: Sequence[int],
                     transform: Callable[[np.ndarray], np.ndarray] | None = None,
                     ndcg_k: int = 10, recall_k: int = 100) -> dict[int, dict[str, float]]:
-    """nDCG@ndcg_k and recall@recall_k of exact search on each prefix of ``transform(x)``.
+    """nDCG@ndcg_k and recall@recall_k of exact search on each prefix of ``transform(x)``,
+    averaged over the task's queries (see :func:`evaluate_levels_per_query`)."""
+    return average_over_queries(evaluate_levels_per_query(task, levels, transform, ndcg_k, recall_k))
+
+
+def average_over_queries(per_query: Mapping[int, Mapping[str, Mapping[str, float]]]) -> dict[int, dict[str, float]]:
+    """``{level: {metric: {query id: score}}}`` → ``{level: {metric: mean score}}``."""
+    return {m: {metric: float(np.mean(list(scores.values()))) if scores else 0.0
+                for metric, scores in metrics.items()} for m, metrics in per_query.items()}
+
+
+def evaluate_levels_per_query(task: RetrievalTask, levels: Sequence[int],
+                              transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                              ndcg_k: int = 10, recall_k: int = 100) -> dict[int, dict[str, dict[str, float]]]:
+    """``{level: {metric: {query id: score}}}`` of exact search on each prefix of ``transform(x)``.
 
     ``transform`` (an adaptor's or a rotation's) is applied to docs and queries alike; each
-    prefix is re-normalised, so the search is cosine at every level.
+    prefix is re-normalised, so the search is cosine at every level. Per-query scores are what
+    a paired comparison of two methods needs (:mod:`.significance`).
     """
     docs = transform(task.docs) if transform else task.docs
     queries = transform(task.queries) if transform else task.queries
@@ -68,8 +83,8 @@ def evaluate_levels(task: RetrievalTask, levels: Sequence[int],
     for m in levels:
         top = exact_search(truncate(queries, m), truncate(docs, m), depth)
         run = {q: [task.doc_ids[j] for j in row] for q, row in zip(task.query_ids, top)}
-        results[int(m)] = {f"ndcg@{ndcg_k}": ndcg_at_k(run, task.qrels, ndcg_k),
-                           f"recall@{recall_k}": recall_at_k(run, task.qrels, recall_k)}
+        results[int(m)] = {f"ndcg@{ndcg_k}": ndcg_at_k(run, task.qrels, ndcg_k, per_query=True),
+                           f"recall@{recall_k}": recall_at_k(run, task.qrels, recall_k, per_query=True)}
     return results
 
 
