@@ -15,9 +15,10 @@ whether a gap of a few thousandths is a property of the method or of the queries
     python benchmarks/quality.py --model all-mpnet-base-v2 --embeddings-root benchmarks/results/embeddings --resume
 
 Writes ``benchmarks/results/quality.json``, ``quality.md`` and one PNG per set and query subset.
-Each finished seed is also kept under ``<out>/runs/`` (ignored by git); ``--resume`` reuses a
-kept seed when it was fitted with the same training settings, so a long run (768-d models take
-~15 min per seed and set on 2 cores) that was interrupted continues where it stopped.
+Each finished seed (scores and fitted adaptors) is also kept under ``<out>/runs/`` (ignored by
+git); ``--resume`` reuses a kept seed when it was fitted with the same training settings, so a
+long run (768-d models take ~15 min per seed and set on 2 cores) that was interrupted continues
+where it stopped.
 """
 from __future__ import annotations
 
@@ -45,10 +46,13 @@ COMPARED_METRIC = "ndcg@10"
 BASELINES = ("truncation", "PCA")
 
 
-def fit_and_score_seed(exp, seed: int, levels: tuple[int, ...], subsets: dict) -> dict:
+def fit_and_score_seed(exp, seed: int, levels: tuple[int, ...], subsets: dict, keep: Path) -> dict:
     """One seed: fit both adaptors, score every method on every query subset (per query, and
-    the means the tables show)."""
+    the means the tables show). The adaptors are saved under ``keep/<method>/``
+    (``MatryoshkaAdaptor.load``), so a new measure can be taken later without refitting."""
     fits = fit_adaptors(exp, seed=seed, levels=levels)
+    for method, fit in fits.items():
+        fit.adaptor.save(keep / method.replace(" ", "-"))
     per_query = {subset: compare(exp, {m: f.adaptor for m, f in fits.items()}, levels, query_ids=qids,
                                  per_query=True)
                  for subset, qids in subsets.items()}
@@ -104,7 +108,7 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
             continue
         if run is None:
             print(f"[{name}] seed {seed}: fitting ...", flush=True)
-            run = {"config": config, **fit_and_score_seed(exp, seed, levels, subsets)}
+            run = {"config": config, **fit_and_score_seed(exp, seed, levels, subsets, path.with_suffix(""))}
             atomic_write_text(path, json.dumps(run, default=str))
             run = json.loads(path.read_text())  # the same form as a kept seed (string keys)
         else:
