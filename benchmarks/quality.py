@@ -53,13 +53,22 @@ def fit_and_score_seed(exp, seed: int, levels: tuple[int, ...], subsets: dict, k
     fits = fit_adaptors(exp, seed=seed, levels=levels)
     for method, fit in fits.items():
         fit.adaptor.save(keep / method.replace(" ", "-"))
-    per_query = {subset: compare(exp, {m: f.adaptor for m, f in fits.items()}, levels, query_ids=qids,
-                                 per_query=True)
+    every_query = compare(exp, {m: f.adaptor for m, f in fits.items()}, levels, per_query=True)
+    per_query = {subset: every_query if qids is None else restrict(every_query, qids)
                  for subset, qids in subsets.items()}
     scores = {subset: {method: average_over_queries(per_level) for method, per_level in result.items()}
               for subset, result in per_query.items()}
     return {"scores": scores, "per_query": per_query, "fit_seconds": {m: f.seconds for m, f in fits.items()},
             "settings": fits["supervised adaptor"].adaptor.settings}
+
+
+def restrict(per_query: dict, query_ids) -> dict:
+    """``{method: {level: {metric: {query id: score}}}}`` cut down to ``query_ids``: a query's
+    score does not depend on which other queries are scored, so a subset needs no search of
+    its own."""
+    keep = set(query_ids)
+    return {method: {m: {metric: {q: v for q, v in scores.items() if q in keep} for metric, scores in metrics.items()}
+                     for m, metrics in per_level.items()} for method, per_level in per_query.items()}
 
 
 def differences(per_query: dict, dim: int) -> dict:

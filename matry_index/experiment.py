@@ -95,13 +95,11 @@ def fit_adaptors(exp: Experiment, seed: int = 0, supervised: bool = True,
 
 
 def compare(exp: Experiment, adaptors: dict[str, MatryoshkaAdaptor], levels: Sequence[int],
-            query_ids: Sequence[str] | None = None, split: str = "test", per_query: bool = False) -> dict:
+            split: str = "test", per_query: bool = False) -> dict:
     """nDCG@10 / recall@100 per level for truncation, PCA and each adaptor on ``split``:
     ``{method: {level: {metric: mean}}}``, or with ``per_query`` ``{method: {level: {metric:
     {query id: score}}}}`` (for confidence intervals of the differences between methods)."""
     task = exp.task(split)
-    if query_ids is not None:
-        task = task.subset(query_ids)
     methods = {"truncation": None, "PCA": PCARotation.fit(exp.corpus.vectors).transform}
     methods.update({name: a.transform for name, a in adaptors.items()})
     evaluate = evaluate_levels_per_query if per_query else evaluate_levels
