@@ -75,9 +75,9 @@ def differences(per_query: dict, dim: int) -> dict:
     """``{row: {level: Difference}}``: each adaptor against PCA at the same level and against the
     original embeddings at full dimension, nDCG@10 per query averaged over the seeds.
 
-    ``per_query``: ``{method: {level: [per-query scores of each seed]}}``.
+    ``per_query``: ``{method: {level: {metric: [per-query scores of each seed]}}}``.
     """
-    mean = {method: {m: mean_over_runs(runs) for m, runs in per_level.items()}
+    mean = {method: {m: mean_over_runs(metrics[COMPARED_METRIC]) for m, metrics in per_level.items()}
             for method, per_level in per_query.items()}
     original = mean["truncation"][dim]
     rows: dict = {}
@@ -89,12 +89,23 @@ def differences(per_query: dict, dim: int) -> dict:
     return rows
 
 
+def stack_runs(runs: list[dict], depth: int) -> dict:
+    """Nested results of several seeds (the same keys) as one nested dict whose entries at
+    ``depth`` are the list over seeds; numeric keys (levels, strings after a JSON round trip)
+    become ints."""
+    if depth == 0:
+        return list(runs)
+    return {int(k) if str(k).isdigit() else k: stack_runs([run[k] for run in runs], depth - 1) for k in runs[0]}
+
+
 def kept_seed(path: Path, config: dict) -> dict | None:
-    """A seed saved by an earlier run, if it was fitted with exactly ``config``."""
+    """A seed saved by an earlier run, if it was fitted with exactly ``config``. A setting added
+    since the seed was kept counts at its default: options are added with defaults that keep
+    the recipe they extend."""
     if not path.exists():
         return None
     kept = json.loads(path.read_text())
-    return kept if kept.get("config") == config else None
+    return kept if {**config, **kept.get("config", {})} == config else None
 
 
 def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], levels: tuple[int, ...],
@@ -105,10 +116,7 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
     subsets = {"all test queries": None}
     if fresh:
         subsets["fresh test queries"] = exp.fresh_test_queries()
-    scores: dict = {s: {} for s in subsets}
-    per_query: dict | None = {s: {} for s in subsets}
-    times: dict = {}
-    done = []
+    runs, done = [], []
     for seed in seeds:
         config = json.loads(json.dumps(asdict(TrainConfig(seed=seed, levels=levels))))
         path = runs_dir / name / f"seed{seed}.json"
@@ -123,24 +131,17 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
         else:
             print(f"[{name}] seed {seed}: reusing {path}", flush=True)
         done.append(seed)
-        settings = run["settings"]
-        for method, seconds in run["fit_seconds"].items():
-            times.setdefault(method, []).append(seconds)
-        for subset, result in run["scores"].items():
-            for method, per_level in result.items():
-                for level, metrics in per_level.items():
-                    for metric, value in metrics.items():
-                        scores[subset].setdefault(method, {}).setdefault(int(level), {}).setdefault(metric, []).append(value)
-        if "per_query" not in run:  # kept by a version of this script that did not record them
-            per_query = None
-        if per_query is not None:
-            for subset, result in run["per_query"].items():
-                for method, per_level in result.items():
-                    for level, metrics in per_level.items():
-                        per_query[subset].setdefault(method, {}).setdefault(int(level), []).append(metrics[COMPARED_METRIC])
-        print(f"[{name}] seed {seed}: " + ", ".join(f"{m} {t[-1]:.0f}s" for m, t in times.items()), flush=True)
+        runs.append(run)
+        print(f"[{name}] seed {seed}: " + ", ".join(f"{m} {t:.0f}s" for m, t in run["fit_seconds"].items()), flush=True)
     if not done:
         raise SystemExit(f"[{name}] no kept seed was fitted with the current settings")
+    settings = runs[-1]["settings"]
+    # {subset: {method: {level: {metric: [one value per seed]}}}}
+    scores = stack_runs([run["scores"] for run in runs], depth=4)
+    times = stack_runs([run["fit_seconds"] for run in runs], depth=1)
+    # kept seeds from a version of this script that did not record per-query scores: no intervals
+    per_query = (stack_runs([run["per_query"] for run in runs], depth=4)
+                 if all("per_query" in run for run in runs) else None)
     diffs = {s: differences(per_query[s], dim) for s in subsets} if per_query is not None else None
     return {"levels": list(levels), "seeds": done, "n_docs": len(exp.corpus.ids), "dim": dim,
             "subsets": {s: len(q) if q is not None else len(exp.task().query_ids) for s, q in subsets.items()},

@@ -85,9 +85,10 @@ def test_quality_benchmark_compares_each_adaptor_with_pca_and_the_original():
 
     queries = [f"q{i}" for i in range(50)]
     score = lambda offset: {q: 0.5 + offset + 0.01 * (i % 5) for i, q in enumerate(queries)}  # noqa: E731
-    per_query = {"truncation": {64: [score(-0.2)], 384: [score(0.0)]},
-                 "PCA": {64: [score(-0.1)], 384: [score(0.0)]},
-                 "unsupervised adaptor": {64: [score(0.0), score(-0.02)], 384: [score(0.0), score(0.0)]}}
+    per_query = {"truncation": {64: {"ndcg@10": [score(-0.2)]}, 384: {"ndcg@10": [score(0.0)]}},
+                 "PCA": {64: {"ndcg@10": [score(-0.1)]}, 384: {"ndcg@10": [score(0.0)]}},
+                 "unsupervised adaptor": {64: {"ndcg@10": [score(0.0), score(-0.02)]},
+                                          384: {"ndcg@10": [score(0.0), score(0.0)]}}}
     rows = differences(per_query, 384)
     assert list(rows) == ["unsupervised adaptor − PCA", "unsupervised adaptor − original at 384-d"]
     assert list(rows["unsupervised adaptor − PCA"]) == [64]                 # no PCA row at full dimension
