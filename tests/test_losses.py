@@ -40,8 +40,10 @@ def test_listwise_kl_loss_ignores_masked_entries():
     target = torch.tensor([[1.0, 0.0, 5.0]])
     pred = torch.tensor([[0.0, 0.0, -5.0]])
     mask = torch.tensor([[1.0, 1.0, 0.0]])
-    unmasked = losses.listwise_kl_loss(target[:, :2], pred[:, :2], 1.0)
-    assert float(losses.listwise_kl_loss(target, pred, 1.0, mask)) == pytest.approx(float(unmasked), rel=1e-5)
+    for temperature in (1.0, 0.05):  # 0.05, the default, once overflowed the excluded entries
+        unmasked = losses.listwise_kl_loss(target[:, :2], pred[:, :2], temperature)
+        masked = losses.listwise_kl_loss(target, pred, temperature, mask)
+        assert float(masked) == pytest.approx(float(unmasked), rel=1e-5)
 
 
 def test_reconstruction_loss_is_mean_abs_residual():
@@ -81,4 +83,9 @@ def test_softmax_ranking_loss_by_hand():
     log_z = math.log(math.exp(1.6) + math.exp(0.4))
     expected = -(2 / 3 * (1.6 - log_z) + 1 / 3 * (0.4 - log_z))
     got = losses.softmax_ranking_loss(scores, relevance, scale=2.0, mask=mask)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    # at the default scale (20) the excluded entries must still drop out, not overflow to NaN
+    log_z = math.log(math.exp(16.0) + math.exp(4.0))
+    expected = -(2 / 3 * (16.0 - log_z) + 1 / 3 * (4.0 - log_z))
+    got = losses.softmax_ranking_loss(scores, relevance, scale=20.0, mask=mask)
     assert float(got) == pytest.approx(expected, rel=1e-5)

@@ -64,10 +64,11 @@ def listwise_kl_loss(target: torch.Tensor, pred: torch.Tensor, temperature: floa
     errors among distant ones, which is what retrieval at the top of the list needs.
     Masked entries (mask == 0) are left out of both distributions.
     """
-    if mask is not None:
+    target, pred = target / temperature, pred / temperature
+    if mask is not None:  # after scaling, which would overflow the excluded entries to -inf
         target, pred = _exclude_from_softmax(target, mask), _exclude_from_softmax(pred, mask)
-    log_p = F.log_softmax(target / temperature, dim=-1)
-    log_q = F.log_softmax(pred / temperature, dim=-1)
+    log_p = F.log_softmax(target, dim=-1)
+    log_q = F.log_softmax(pred, dim=-1)
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
 
 
@@ -102,12 +103,12 @@ def softmax_ranking_loss(scores: torch.Tensor, relevance: torch.Tensor, scale: f
     ignored because the pairs against it are a small share of all pairs.
     Queries without a positive candidate are skipped.
     """
-    rel = relevance.clamp_min(0)
-    if mask is not None:
+    rel, logits = relevance.clamp_min(0), scale * scores
+    if mask is not None:  # after scaling, which would overflow the excluded entries to -inf
         rel = rel * mask
-        scores = _exclude_from_softmax(scores, mask)
+        logits = _exclude_from_softmax(logits, mask)
     total = rel.sum(-1, keepdim=True)
     has_pos = total.squeeze(-1) > 0
     target = rel / total.clamp_min(1e-12)
-    per_query = -(target * F.log_softmax(scale * scores, dim=-1)).sum(-1)
+    per_query = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
     return per_query[has_pos].mean() if has_pos.any() else scores.sum() * 0.0
