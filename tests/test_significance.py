@@ -1,5 +1,6 @@
 """Paired bootstrap intervals for the difference between two methods, and the per-query scores
 they are computed from."""
+import json
 import sys
 from pathlib import Path
 
@@ -103,3 +104,18 @@ def test_markdown_table_shows_mean_and_sd_and_marks_missing_levels():
                             "adaptor": {64: {"ndcg@10": [0.5, 0.7]}}}, "ndcg@10")
     assert table.splitlines() == ["| method | 64 | 128 |", "|---|---|---|",
                                   "| PCA | 0.500 | 0.600 |", "| adaptor | 0.600 ± 0.141 | – |"]
+
+
+def test_quality_benchmark_stacks_seeds_and_reuses_seeds_kept_before_a_setting_existed(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from quality import kept_seed, stack_runs
+
+    seeds = [json.loads(json.dumps({"all": {"PCA": {64: {"ndcg@10": v}}}})) for v in (0.5, 0.7)]  # keys now strings
+    assert stack_runs(seeds, depth=4) == {"all": {"PCA": {64: {"ndcg@10": [0.5, 0.7]}}}}
+
+    path = tmp_path / "seed0.json"
+    path.write_text(json.dumps({"config": {"seed": 0, "lr": 0.001}, "scores": {}}))
+    assert kept_seed(path, {"seed": 0, "lr": 0.001, "new_option": "default"}) is not None
+    assert kept_seed(path, {"seed": 0, "lr": 0.002, "new_option": "default"}) is None   # a changed setting
+    assert kept_seed(path, {"seed": 0}) is None                                        # a removed one
+    assert kept_seed(tmp_path / "missing.json", {"seed": 0}) is None
