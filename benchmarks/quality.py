@@ -116,7 +116,7 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
     subsets = {"all test queries": None}
     if fresh:
         subsets["fresh test queries"] = exp.fresh_test_queries()
-    runs, done = [], []
+    runs = []
     for seed in seeds:
         config = json.loads(json.dumps(asdict(TrainConfig(seed=seed, levels=levels))))
         path = runs_dir / name / f"seed{seed}.json"
@@ -130,10 +130,9 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
             run = json.loads(path.read_text())  # the same form as a kept seed (string keys)
         else:
             print(f"[{name}] seed {seed}: reusing {path}", flush=True)
-        done.append(seed)
         runs.append(run)
         print(f"[{name}] seed {seed}: " + ", ".join(f"{m} {t:.0f}s" for m, t in run["fit_seconds"].items()), flush=True)
-    if not done:
+    if not runs:
         raise SystemExit(f"[{name}] no kept seed was fitted with the current settings")
     settings = runs[-1]["settings"]
     # {subset: {method: {level: {metric: [one value per seed]}}}}
@@ -143,7 +142,7 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
     per_query = (stack_runs([run["per_query"] for run in runs], depth=4)
                  if all("per_query" in run for run in runs) else None)
     diffs = {s: differences(per_query[s], dim) for s in subsets} if per_query is not None else None
-    return {"levels": list(levels), "seeds": done, "n_docs": len(exp.corpus.ids), "dim": dim,
+    return {"levels": list(levels), "seeds": [run["config"]["seed"] for run in runs], "n_docs": len(exp.corpus.ids), "dim": dim,
             "subsets": {s: len(q) if q is not None else len(exp.task().query_ids) for s, q in subsets.items()},
             "scores": scores, "differences": diffs, "fit_seconds": times, "settings": settings}
 

@@ -52,7 +52,9 @@ def similarity_preservation_loss(target: torch.Tensor, pred: torch.Tensor,
 
 def _exclude_from_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``logits`` with masked entries (mask == 0) so low that a softmax gives them no mass
-    (a quarter of the dtype's minimum: low enough, yet safe from overflow when scaled)."""
+    (a quarter of the dtype's minimum, leaving log_softmax room to subtract). Apply it to the
+    final logits, after any temperature or scale: scaling the filled value overflows to −inf,
+    and the loss becomes 0 · −inf = NaN."""
     return logits.masked_fill(mask == 0, torch.finfo(logits.dtype).min / 4)
 
 
