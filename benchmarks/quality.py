@@ -142,7 +142,8 @@ def run_set(name: str, data: Path, embeddings: Path | None, seeds: list[int], le
     per_query = (stack_runs([run["per_query"] for run in runs], depth=4)
                  if all("per_query" in run for run in runs) else None)
     diffs = {s: differences(per_query[s], dim) for s in subsets} if per_query is not None else None
-    return {"levels": list(levels), "seeds": [run["config"]["seed"] for run in runs], "n_docs": len(exp.corpus.ids), "dim": dim,
+    return {"levels": list(levels), "seeds": [run["config"]["seed"] for run in runs],
+            "n_docs": len(exp.corpus.ids), "dim": dim,
             "subsets": {s: len(q) if q is not None else len(exp.task().query_ids) for s, q in subsets.items()},
             "scores": scores, "differences": diffs, "fit_seconds": times, "settings": settings}
 
