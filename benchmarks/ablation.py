@@ -6,7 +6,7 @@ queries are the unlabelled query anchors. No test query or test label is read. E
 changes one choice of the default recipe; the supervised rows start from the default
 unsupervised adaptor and use the anchor queries' train judgements (never the dev ones).
 
-    python benchmarks/ablation.py --sets scifact [--parts supervised] [--only "temperature"]
+    python benchmarks/ablation.py --threads 1 --sets scifact [--parts supervised] [--only "temperature"]
 """
 from __future__ import annotations
 
@@ -102,6 +102,9 @@ def main() -> None:
         task = exp.task("train").subset(dev)
         queries = exp.queries.take(anchors)
         old = previous.get(name, {})
+        if args.only and old and old.get("threads") != args.threads:
+            parser.error(f"{name}: the kept rows were fitted with --threads {old.get('threads')}; "
+                         "pass the same count, or rerun every row (no --only)")
         rows = {label: {int(m): v for m, v in per.items()} for label, per in old.get("rows", {}).items()}
         seconds = dict(old.get("seconds", {}))
         rows.update({"truncation": evaluate_levels(task, LEVELS),
@@ -122,15 +125,15 @@ def main() -> None:
                                        config=TrainConfig(threads=args.threads, **overrides))
                 record(label, fit)
                 base = fit.adaptor if not overrides and anchor_q is not None else base
-        if "supervised" in args.parts:
+        chosen = {label: overrides for label, overrides in SUPERVISED_VARIANTS.items()
+                  if not args.only or any(text in label for text in args.only)}
+        if "supervised" in args.parts and chosen:
             if base is None:
                 fit = fit_unsupervised(exp.corpus.vectors, queries=queries, config=TrainConfig(threads=args.threads))
                 record(next(iter(VARIANTS)), fit)
                 base = fit.adaptor
             triples = anchor_triples(exp, anchors)
-            for label, overrides in SUPERVISED_VARIANTS.items():
-                if args.only and not any(text in label for text in args.only):
-                    continue
+            for label, overrides in chosen.items():
                 record(label, fit_supervised(exp.corpus.vectors, queries, triples, base=base,
                                              config=TrainConfig(threads=args.threads, **overrides)))
         order = ["truncation", "PCA", *VARIANTS, *SUPERVISED_VARIANTS]
@@ -154,6 +157,7 @@ def render(report: dict) -> str:
                "Fit seconds (supervised rows: the second stage only): "
                + ", ".join(f"{k} {v:.0f}" for k, v in part["seconds"].items()), ""]
     return "\n".join(md)
+
 
 if __name__ == "__main__":
     main()
