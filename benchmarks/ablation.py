@@ -96,6 +96,9 @@ def main() -> None:
     # rows (and whole sets) not run this time are kept from the previous report
     previous = json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").exists() else {}
     report = dict(previous)
+
+    def wanted(label: str) -> bool:
+        return not args.only or any(text in label for text in args.only)
     for name in args.sets:
         exp = load_experiment(REPO.parent / "shared" / "data" / name)
         dev, anchors = dev_split(exp)
@@ -117,7 +120,7 @@ def main() -> None:
         base = None
         if "unsupervised" in args.parts:
             for label, overrides in VARIANTS.items():
-                if args.only and not any(text in label for text in args.only):
+                if not wanted(label):
                     continue
                 overrides = dict(overrides)
                 anchor_q = None if overrides.pop("_no_queries", False) else queries
@@ -125,8 +128,7 @@ def main() -> None:
                                        config=TrainConfig(threads=args.threads, **overrides))
                 record(label, fit)
                 base = fit.adaptor if not overrides and anchor_q is not None else base
-        chosen = {label: overrides for label, overrides in SUPERVISED_VARIANTS.items()
-                  if not args.only or any(text in label for text in args.only)}
+        chosen = {label: overrides for label, overrides in SUPERVISED_VARIANTS.items() if wanted(label)}
         if "supervised" in args.parts and chosen:
             if base is None:
                 fit = fit_unsupervised(exp.corpus.vectors, queries=queries, config=TrainConfig(threads=args.threads))
@@ -141,8 +143,9 @@ def main() -> None:
         report[name] = {"dev_queries": len(dev), "anchor_queries": len(anchors), "threads": args.threads,
                         "rows": rows, "seconds": seconds}
         (out / "ablation.json").write_text(json.dumps(report, indent=2))
-        (out / "ablation.md").write_text(render(report))
-    print(render(report))
+        text = render(report)
+        (out / "ablation.md").write_text(text)
+    print(text)
 
 
 def render(report: dict) -> str:
