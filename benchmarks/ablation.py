@@ -139,7 +139,8 @@ def main() -> None:
                 record(label, fit_supervised(exp.corpus.vectors, queries, triples, base=base,
                                              config=TrainConfig(threads=args.threads, **overrides)))
         order = ["truncation", "PCA", *VARIANTS, *SUPERVISED_VARIANTS]
-        rows = {label: rows[label] for label in sorted(rows, key=lambda r: order.index(r) if r in order else len(order))}
+        rank = {label: i for i, label in enumerate(order)}
+        rows = {label: rows[label] for label in sorted(rows, key=lambda r: rank.get(r, len(order)))}
         report[name] = {"dev_queries": len(dev), "anchor_queries": len(anchors), "threads": args.threads,
                         "rows": rows, "seconds": seconds}
         (out / "ablation.json").write_text(json.dumps(report, indent=2))

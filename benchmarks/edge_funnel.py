@@ -47,7 +47,7 @@ LEVELS = (64, 128, 256, 384)
 def edge_full_run(base, queries, truth, args, tmp: Path) -> list[dict]:
     rss0 = rss_bytes()
     cfg = qe.EdgeConfig(vectors={"full": qe.EdgeVectorParams(size=384, distance=qe.Distance.Dot)},
-                        hnsw_config=qe.HnswIndexConfig(m=args.m, ef_construct=args.ef_construct,
+                        hnsw_config=qe.HnswIndexConfig(m=args.m, ef_construct=args.ef_construction,
                                                        full_scan_threshold=10_000))
     shard = qe.EdgeShard.create(str(tmp / "edge-full"), cfg)
     t0 = time.perf_counter()
@@ -84,7 +84,8 @@ def main() -> None:
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--m", type=int, default=16)
-    parser.add_argument("--ef-construct", type=int, default=100)
+    parser.add_argument("--ef-construction", "--ef-construct", dest="ef_construction", type=int, default=100,
+                        help="HNSW build beam (FAISS efConstruction, Qdrant ef_construct)")
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--adaptor", default=None, help="a saved adaptor (default: fit one, seed 0)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
@@ -95,7 +96,7 @@ def main() -> None:
     train_q, _ = exp.relevance("train")
     gen = EmbeddingGenerator.fit(adaptor.transform(exp.corpus.vectors), adaptor.transform(train_q))
     report = {"machine": platform.platform(), "faiss": faiss.__version__, "hnsw_m": args.m,
-              "ef_construct": args.ef_construct, "rows": []}
+              "ef_construct": args.ef_construction, "rows": []}
     for n in args.sizes:
         base, queries, tune_q = draw_set(gen, n, args.queries)
         truth, flat = ground_truth(base, queries, threads=2)
@@ -106,19 +107,19 @@ def main() -> None:
                       "repeats": args.repeats, "tmp": tmp, "chunk": 50_000}
             report["rows"] += measure_index("edge-funnel", base, tune_q, queries, truth, **common,
                                             backend="qdrant-edge", path=str(tmp / "edge-funnel"),
-                                            hnsw_m=args.m, ef_construct=args.ef_construct)
+                                            hnsw_m=args.m, ef_construct=args.ef_construction)
             gc.collect()
             report["rows"] += edge_full_run(base, queries, truth, args, tmp)
             gc.collect()
             faiss.omp_set_num_threads(2)
             report["rows"] += measure_index("faiss-funnel", base, tune_q, queries, truth, **common,
-                                            coarse="hnsw", hnsw_m=args.m, ef_construction=args.ef_construct,
+                                            coarse="hnsw", hnsw_m=args.m, ef_construction=args.ef_construction,
                                             deferred_build=True)
         del base
         gc.collect()
         (Path(args.out) / "edge_funnel.json").write_text(json.dumps(report, indent=2))
     md = ["# Qdrant Edge vs FAISS, funnel vs full-dimension HNSW", "",
-          f"{report['machine']}; HNSW M={args.m}, ef_construct={args.ef_construct}; latency = one query at a time", "",
+          f"{report['machine']}; HNSW M={args.m}, ef_construct={args.ef_construction}; latency = one query at a time", "",
           "| n | method | recall@10 | p50 ms | p95 ms | ingest s | build s | disk B/vec | RSS B/vec |",
           "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
