@@ -70,6 +70,7 @@ SUPERVISED_VARIANTS = {
     "ranking scale 40": {"rank_scale": 40.0},
     "in-batch softmax ranking (every batch candidate a negative)": {"rank_loss": "softmax-inbatch"},
     "in-batch softmax ranking, lr 1e-4": {"rank_loss": "softmax-inbatch", "supervised_lr": 1e-4},
+    "pairwise ranking + 0.3 × in-batch softmax": {"w_inbatch": 0.3},
 }
 
 

@@ -136,7 +136,7 @@ def test_benchmarked_settings_are_the_defaults():
     assert [p.name for p in reports][:1] == ["quality.json"]
     defaults = asdict(TrainConfig())
     # settings added after a report was made, with the value that reproduces the code it ran
-    added_later = {"rank_loss": "pairwise"}
+    added_later = {"rank_loss": "pairwise", "w_inbatch": 0.0}
     for path in reports:
         for name, result in json.loads(path.read_text())["sets"].items():
             used = {**added_later, **result["settings"]}
@@ -190,3 +190,7 @@ def test_supervised_rank_loss_choice(scifact_experiment):
     vectors = scifact_experiment.corpus.vectors[:20]
     with pytest.raises(MatryIndexError, match="rank_loss"):  # refused before any fitting
         fit_supervised(vectors, vectors[:2], [(0, 0, 1.0)], rank_loss="listnet")
+    with pytest.raises(MatryIndexError, match="w_inbatch"):
+        fit_supervised(vectors, vectors[:2], [(0, 0, 1.0)], w_inbatch=-1.0)
+    both = fit_adaptors(scifact_experiment, seed=0, w_inbatch=0.3, **small)["supervised adaptor"]
+    assert both.adaptor.settings["w_inbatch"] == 0.3 and "rank" in both.history[-1]

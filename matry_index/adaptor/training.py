@@ -63,6 +63,7 @@ class TrainConfig:
     w_rank: float = 1.0
     rank_loss: str = "pairwise"    # "pairwise" (the paper's Eq. 5) or "softmax-inbatch" (see docs/adaptor.md)
     rank_scale: float = 20.0
+    w_inbatch: float = 0.0         # with rank_loss="pairwise": weight of an added in-batch softmax term
     hard_negatives: int = 32
     supervised_lr: float = 3e-4
     seed: int = 0
@@ -460,12 +461,14 @@ def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
     (skipped when ``base`` is given). Stage 2 adds the relevance-weighted ranking loss over
     each query's relevant documents and its hardest non-relevant ones (mined with the stage-1
     adaptor; with ``rank_loss="softmax-inbatch"`` a softmax over every candidate of the batch
-    instead), keeps the unsupervised terms, and stops early on nDCG@10 of held-out queries
+    instead, and with ``w_inbatch`` > 0 that softmax added to the pairwise loss), keeps the unsupervised terms, and stops early on nDCG@10 of held-out queries
     that share no relevant document with the training queries.
     """
     cfg = (config or TrainConfig()).with_overrides(**overrides)
     if cfg.rank_loss not in ("pairwise", "softmax-inbatch"):
         raise MatryIndexError(f"rank_loss must be 'pairwise' or 'softmax-inbatch'; got {cfg.rank_loss!r}")
+    if cfg.w_inbatch < 0:
+        raise MatryIndexError(f"w_inbatch must be >= 0; got {cfg.w_inbatch}")
     corpus = normalize_rows(as_matrix(corpus, name="corpus"))
     dim = corpus.shape[1]
     queries = normalize_rows(as_matrix(queries, dim=dim, name="queries"))
@@ -498,16 +501,19 @@ def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
         cand = judged.cand[qi]
         docs, inverse = np.unique(cand.ravel(), return_inverse=True)
         adapted, _ = module(torch.from_numpy(np.concatenate([queries[train_q[qi]], corpus[docs]])))
-        q_ad = adapted[:len(qi)]
-        if cfg.rank_loss == "softmax-inbatch":  # each query ranks every candidate of the batch
+        q_ad, d_ad = adapted[:len(qi)], adapted[len(qi):]
+
+        def level_mean(rank_fn, c_ad, grade: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+            grade, mask = torch.from_numpy(grade), torch.from_numpy(mask)
+            return sum(rank_fn(scores, grade, cfg.rank_scale, mask)
+                       for scores in losses.prefix_cosines_multi(q_ad, c_ad, loss_levels)) / len(loss_levels)
+        rank = 0.0
+        if cfg.rank_loss == "softmax-inbatch" or cfg.w_inbatch:  # each query ranks every candidate of the batch
             grade, mask = judged.in_batch(qi, docs, inverse, queries[train_q[qi]] @ corpus[docs].T)
-            c_ad, rank_fn = adapted[len(qi):], losses.softmax_ranking_loss
-        else:  # each query ranks its own candidate list
-            grade, mask, rank_fn = judged.grade[qi], judged.mask[qi], losses.ranking_loss
-            c_ad = adapted[len(qi):][torch.from_numpy(inverse)].reshape(len(qi), cand.shape[1], -1)
-        grade, mask = torch.from_numpy(grade), torch.from_numpy(mask)
-        rank = sum(rank_fn(scores, grade, cfg.rank_scale, mask)
-                   for scores in losses.prefix_cosines_multi(q_ad, c_ad, loss_levels)) / len(loss_levels)
+            rank = level_mean(losses.softmax_ranking_loss, d_ad, grade, mask)
+        if cfg.rank_loss == "pairwise":  # each query ranks its own candidate list
+            c_ad = d_ad[torch.from_numpy(inverse)].reshape(len(qi), cand.shape[1], -1)
+            rank = cfg.w_inbatch * rank + level_mean(losses.ranking_loss, c_ad, judged.grade[qi], judged.mask[qi])
         ai = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
         unsup, parts = _unsupervised_loss(module, data, ai, loss_levels, cfg, rng)
         return cfg.w_rank * rank + unsup, {**parts, "rank": float(rank.detach())}
