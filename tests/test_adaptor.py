@@ -192,5 +192,7 @@ def test_supervised_rank_loss_choice(scifact_experiment):
         fit_supervised(vectors, vectors[:2], [(0, 0, 1.0)], rank_loss="listnet")
     with pytest.raises(MatryIndexError, match="w_inbatch"):
         fit_supervised(vectors, vectors[:2], [(0, 0, 1.0)], w_inbatch=-1.0)
+    with pytest.raises(MatryIndexError, match="w_inbatch"):  # already the in-batch loss alone
+        fit_supervised(vectors, vectors[:2], [(0, 0, 1.0)], w_inbatch=0.3, rank_loss="softmax-inbatch")
     both = fit_adaptors(scifact_experiment, seed=0, w_inbatch=0.3, **small)["supervised adaptor"]
     assert both.adaptor.settings["w_inbatch"] == 0.3 and "rank" in both.history[-1]

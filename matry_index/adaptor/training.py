@@ -461,14 +461,16 @@ def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
     (skipped when ``base`` is given). Stage 2 adds the relevance-weighted ranking loss over
     each query's relevant documents and its hardest non-relevant ones (mined with the stage-1
     adaptor; with ``rank_loss="softmax-inbatch"`` a softmax over every candidate of the batch
-    instead, and with ``w_inbatch`` > 0 that softmax added to the pairwise loss), keeps the unsupervised terms, and stops early on nDCG@10 of held-out queries
-    that share no relevant document with the training queries.
+    instead, and with ``w_inbatch`` > 0 that softmax added to the pairwise loss), keeps the
+    unsupervised terms, and stops early on nDCG@10 of held-out queries that share no relevant
+    document with the training queries.
     """
     cfg = (config or TrainConfig()).with_overrides(**overrides)
     if cfg.rank_loss not in ("pairwise", "softmax-inbatch"):
         raise MatryIndexError(f"rank_loss must be 'pairwise' or 'softmax-inbatch'; got {cfg.rank_loss!r}")
-    if cfg.w_inbatch < 0:
-        raise MatryIndexError(f"w_inbatch must be >= 0; got {cfg.w_inbatch}")
+    if cfg.w_inbatch < 0 or (cfg.w_inbatch and cfg.rank_loss != "pairwise"):
+        raise MatryIndexError(f"w_inbatch must be >= 0 and adds to rank_loss='pairwise' only; "
+                              f"got {cfg.w_inbatch} with {cfg.rank_loss!r}")
     corpus = normalize_rows(as_matrix(corpus, name="corpus"))
     dim = corpus.shape[1]
     queries = normalize_rows(as_matrix(queries, dim=dim, name="queries"))
