@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["scifact", "docstrings"])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per fit; fits agree to the digit only at the same count")
+                        help="torch threads per fit; fits agree to the digit only at the same count and CPU")
     parser.add_argument("--parts", nargs="+", default=["unsupervised", "supervised"],
                         choices=["unsupervised", "supervised"])
     parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
@@ -97,6 +97,11 @@ def main() -> None:
     # rows (and whole sets) not run this time are kept from the previous report
     previous = json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").exists() else {}
     report = dict(previous)
+    for name in args.sets:  # refused before any set is loaded or fitted
+        old = previous.get(name, {})
+        if args.only and old and old.get("threads") != args.threads:
+            parser.error(f"{name}: the kept rows were fitted with --threads {old.get('threads')}; "
+                         "pass the same count, or rerun every row (no --only)")
 
     def wanted(label: str) -> bool:
         return not args.only or any(text in label for text in args.only)
@@ -106,9 +111,6 @@ def main() -> None:
         task = exp.task("train").subset(dev)
         queries = exp.queries.take(anchors)
         old = previous.get(name, {})
-        if args.only and old and old.get("threads") != args.threads:
-            parser.error(f"{name}: the kept rows were fitted with --threads {old.get('threads')}; "
-                         "pass the same count, or rerun every row (no --only)")
         rows = {label: {int(m): v for m, v in per.items()} for label, per in old.get("rows", {}).items()}
         seconds = dict(old.get("seconds", {}))
         rows.update({"truncation": evaluate_levels(task, LEVELS),
