@@ -32,6 +32,8 @@ VARIANTS = {
     "default (listwise KL + reconstruction, learned rotation from PCA, MLP 256, query anchors)": {},
     "no query anchors (corpus only)": {"_anchors": "none"},
     "ceiling, not a recipe: the dev queries themselves as anchors": {"_anchors": "dev"},
+    "a quarter of the query anchors": {"_anchor_fraction": 0.25},
+    "half of the query anchors": {"_anchor_fraction": 0.5},
     "paper losses (top-k + pairwise L1 + reconstruction), identity start": {
         "w_topk": 1.0, "w_pair": 1.0, "w_listwise": 0.0, "rotation": "none"},
     "paper losses, after a fixed PCA rotation": {"w_topk": 1.0, "w_pair": 1.0, "w_listwise": 0.0, "rotation": "pca"},
@@ -62,6 +64,16 @@ def dev_split(exp, seed: int = 123):
     dev_docs = {d for q in dev for d in qrels[q]}
     anchors = [q for q in qids[len(qids) // 4:] if not set(qrels[q]) & dev_docs]
     return dev, anchors
+
+
+def variant_anchors(exp, overrides: dict, anchors: list[str], dev: list[str]):
+    """The unlabelled query anchors of an unsupervised row, taking its ``_anchors`` choice out
+    of ``overrides``: the anchor queries ("train", default), none, or the dev queries themselves
+    (the ceiling row); ``_anchor_fraction`` keeps that share of the anchor queries (a random
+    sample, as :func:`dev_split` shuffled them)."""
+    kind = overrides.pop("_anchors", "train")
+    kept = anchors[: round(len(anchors) * overrides.pop("_anchor_fraction", 1.0))]
+    return {"train": exp.queries.take(kept), "none": None, "dev": exp.queries.take(dev)}[kind]
 
 
 SUPERVISED_VARIANTS = {
@@ -129,12 +141,11 @@ def main() -> None:
                 if not wanted(label):
                     continue
                 overrides = dict(overrides)
-                anchor_set = overrides.pop("_anchors", "train")
-                anchor_q = {"train": queries, "none": None, "dev": exp.queries.take(dev)}[anchor_set]
+                anchor_q = variant_anchors(exp, overrides, anchors, dev)
                 fit = fit_unsupervised(exp.corpus.vectors, queries=anchor_q,
                                        config=TrainConfig(threads=args.threads, **overrides))
                 record(label, fit)
-                base = fit.adaptor if not overrides and anchor_set == "train" else base
+                base = fit.adaptor if label == next(iter(VARIANTS)) else base
         chosen = {label: overrides for label, overrides in SUPERVISED_VARIANTS.items() if wanted(label)}
         if "supervised" in args.parts and chosen:
             if base is None:
