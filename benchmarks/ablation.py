@@ -66,14 +66,18 @@ def dev_split(exp, seed: int = 123):
     return dev, anchors
 
 
-def variant_anchors(exp, overrides: dict, anchors: list[str], dev: list[str]):
+def variant_anchors(exp, overrides: dict, queries: np.ndarray, dev: list[str]) -> np.ndarray | None:
     """The unlabelled query anchors of an unsupervised row, taking its ``_anchors`` choice out
-    of ``overrides``: the anchor queries ("train", default), none, or the dev queries themselves
-    (the ceiling row); ``_anchor_fraction`` keeps that share of the anchor queries (a random
-    sample, as :func:`dev_split` shuffled them)."""
+    of ``overrides``: the anchor queries' vectors ``queries`` ("train", default), none, or the
+    dev queries themselves (the ceiling row); ``_anchor_fraction`` keeps that share of the
+    anchor queries (a random sample, as :func:`dev_split` shuffled them)."""
     kind = overrides.pop("_anchors", "train")
-    kept = anchors[: round(len(anchors) * overrides.pop("_anchor_fraction", 1.0))]
-    return {"train": exp.queries.take(kept), "none": None, "dev": exp.queries.take(dev)}[kind]
+    fraction = overrides.pop("_anchor_fraction", 1.0)
+    if kind == "none":
+        return None
+    if kind == "dev":
+        return exp.queries.take(dev)
+    return queries[: round(len(queries) * fraction)]
 
 
 SUPERVISED_VARIANTS = {
@@ -141,7 +145,7 @@ def main() -> None:
                 if not wanted(label):
                     continue
                 overrides = dict(overrides)
-                anchor_q = variant_anchors(exp, overrides, anchors, dev)
+                anchor_q = variant_anchors(exp, overrides, queries, dev)
                 fit = fit_unsupervised(exp.corpus.vectors, queries=anchor_q,
                                        config=TrainConfig(threads=args.threads, **overrides))
                 record(label, fit)

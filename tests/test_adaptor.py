@@ -194,7 +194,7 @@ def test_supervised_rank_loss_choice(scifact_experiment):
         fit_supervised(vectors, vectors[:2], [(0, 0, 1.0)], w_inbatch=-1.0)
     with pytest.raises(MatryIndexError, match="w_inbatch"):  # already the in-batch loss alone
         fit_supervised(vectors, vectors[:2], [(0, 0, 1.0)], w_inbatch=0.3, rank_loss="softmax-inbatch")
-    # same seed, same start: the first step's ranking loss grows by exactly the added softmax term
+    # same seed, same start: the first step's ranking loss grows by the added (positive) softmax term
     first_step = dict(small, max_steps=1, eval_every=1)
     plain = fit_adaptors(scifact_experiment, seed=0, **first_step)["supervised adaptor"]
     both = fit_adaptors(scifact_experiment, seed=0, w_inbatch=0.3, **first_step)["supervised adaptor"]
