@@ -53,6 +53,7 @@ VARIANTS = {
     "reconstruction weight 0.3": {"w_rec": 0.3},
     "reconstruction weight 3": {"w_rec": 3.0},
 }
+DEFAULT_ROW = next(iter(VARIANTS))  # the default recipe, also the stage-1 base of the supervised rows
 
 
 def dev_split(exp, seed: int = 123):
@@ -149,12 +150,12 @@ def main() -> None:
                 fit = fit_unsupervised(exp.corpus.vectors, queries=anchor_q,
                                        config=TrainConfig(threads=args.threads, **overrides))
                 record(label, fit)
-                base = fit.adaptor if label == next(iter(VARIANTS)) else base
+                base = fit.adaptor if label == DEFAULT_ROW else base
         chosen = {label: overrides for label, overrides in SUPERVISED_VARIANTS.items() if wanted(label)}
         if "supervised" in args.parts and chosen:
             if base is None:
                 fit = fit_unsupervised(exp.corpus.vectors, queries=queries, config=TrainConfig(threads=args.threads))
-                record(next(iter(VARIANTS)), fit)
+                record(DEFAULT_ROW, fit)
                 base = fit.adaptor
             triples = anchor_triples(exp, anchors)
             for label, overrides in chosen.items():
