@@ -43,12 +43,36 @@ def as_matrix(x: Any, *, dim: int | None = None, name: str = "vectors",
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """L2-normalise each row; all-zero rows stay zero instead of becoming NaN."""
+    """L2-normalise each row; all-zero rows stay zero instead of becoming NaN.
+
+    Safe for any finite float32 input: a row whose squares would overflow (``|x| > ~1e19``)
+    is first scaled by its largest entry, so a huge vector keeps its direction instead of
+    becoming zeros.
+    """
     if len(x) == 1:  # one query per search call is the common case: skip linalg.norm's overhead
         norm = float(np.sqrt(x[0] @ x[0]))
-        return x / norm if norm > 0 else x.copy()
+        if norm > 0 and np.isfinite(norm):
+            return x / norm
+        return _normalize_scaled(x)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if not np.isfinite(norms).all():
+        return _normalize_scaled(x)
     return x / np.where(norms > 0, norms, 1.0)
+
+
+def _normalize_scaled(x: np.ndarray) -> np.ndarray:
+    scale = np.abs(x).max(axis=1, keepdims=True)
+    scaled = x / np.where(scale > 0, scale, 1.0)
+    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    return (scaled / np.where(norms > 0, norms, 1.0)).astype(x.dtype, copy=False)
+
+
+def check_nonzero(x: np.ndarray, name: str = "vectors") -> None:
+    """Refuse all-zero rows: they have no direction, so no cosine to rank by."""
+    zero = ~np.any(x != 0, axis=1)
+    if zero.any():
+        raise MatryIndexError(f"{name} row {int(np.argmax(zero))} is all zeros "
+                              f"({int(zero.sum())} such row(s)): a zero vector has no direction to search by")
 
 
 def check_levels(levels: Any, dim: int) -> tuple[int, ...]:

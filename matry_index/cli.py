@@ -16,16 +16,64 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from ._validation import MatryIndexError, clip_levels
+from .inputs import load_matrix, read_jsonl, read_lines
 
 DEFAULT_DATA = Path("../shared/data/scifact")
 DEFAULT_LEVELS = "32,64,128,192,256"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with every usage error as one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _levels(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
+    """``--levels 64,128,256`` → (64, 128, 256); an argparse type, so bad input is a usage error."""
+    try:
+        levels = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels must be comma-separated integers, e.g. 64,128,256; "
+                                         f"got {text!r}") from None
+    if not levels or any(m <= 0 for m in levels):
+        raise argparse.ArgumentTypeError(f"levels must be positive integers; got {text!r}")
+    return levels
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
+    return value
+
+
+def _recall(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a recall between 0 and 1; got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a recall between 0 and 1; got {value}")
+    return value
+
+
+def _read_filter(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        flt = json.loads(text)
+    except ValueError as exc:
+        raise MatryIndexError(f"--filter is not valid JSON: {exc}") from None
+    if not isinstance(flt, dict):
+        raise MatryIndexError(f"--filter must be a JSON object, e.g. '{{\"lang\": \"en\"}}'; got {text!r}")
+    return flt
 
 
 def _print_tables(results: dict, dims: tuple[int, ...], title: str) -> str:
@@ -48,7 +96,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     print(f"loading {args.data} ...")
     exp = load_experiment(args.data, args.embeddings, args.model)
     dim = exp.corpus.vectors.shape[1]
-    levels = clip_levels(_levels(args.levels), dim)
+    levels = clip_levels(args.levels, dim)
     print(f"{len(exp.corpus.ids)} docs x {dim} dims; {len(exp.train_queries())} train queries")
     fits = fit_adaptors(exp, seed=args.seed, supervised=not args.unsupervised_only, levels=levels)
     adaptors = {name: fit.adaptor for name, fit in fits.items()}
@@ -93,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .experiment import fit_adaptors, load_experiment
     exp = load_experiment(args.data, args.embeddings, args.model)
     dim = exp.corpus.vectors.shape[1]
-    levels = clip_levels(_levels(args.levels), dim)
+    levels = clip_levels(args.levels, dim)
     fits = fit_adaptors(exp, seed=args.seed, supervised=args.supervised, levels=levels)
     adaptor = fits["supervised adaptor" if args.supervised else "unsupervised adaptor"].adaptor
     adaptor.save(args.out)
@@ -106,7 +154,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiment import compare, load_experiment
     exp = load_experiment(args.data, args.embeddings, args.model)
     adaptor = MatryoshkaAdaptor.load(args.adaptor)
-    levels = clip_levels(_levels(args.levels), adaptor.dim)
+    levels = clip_levels(args.levels, adaptor.dim)
     results = compare(exp, {"adaptor": adaptor}, levels, split=args.split)
     _print_tables(results, levels, f"{Path(args.data).name} {args.split}")
     return 0
@@ -114,32 +162,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .adaptor import MatryoshkaAdaptor
-    from .index import MatryoshkaIndex
-    vectors = np.load(args.embeddings)
-    ids = Path(args.ids).read_text(encoding="utf-8").splitlines()
-    payload = None
-    if args.payload:
-        payload = [json.loads(line) for line in Path(args.payload).read_text(encoding="utf-8").splitlines()]
+    from .index import MatryoshkaIndex, is_saved_index
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_saved_index(out))):
+        raise MatryIndexError(f"--out {out} exists and is not a saved index; give a new directory")
+    vectors = load_matrix(args.embeddings, "embeddings")
+    ids = read_lines(args.ids, "ids file")
+    payload = read_jsonl(args.payload) if args.payload else None
+    if vectors.ndim != 2:
+        raise MatryIndexError(f"embeddings {args.embeddings} must be a 2-d array (n, d); got shape {vectors.shape}")
     adaptor = MatryoshkaAdaptor.load(args.adaptor) if args.adaptor else None
-    index = MatryoshkaIndex(vectors.shape[1], adaptor=adaptor,
-                            levels=_levels(args.levels) if args.levels else None,
+    index = MatryoshkaIndex(vectors.shape[1], adaptor=adaptor, levels=args.levels,
                             coarse=args.coarse, ivf_encoding=args.ivf_encoding, nlist=args.nlist)
     index.add(ids, vectors, payload)
     if args.tune_queries:
-        plan = index.tune(np.load(args.tune_queries), target_recall=args.target_recall, k=args.k)
+        plan = index.tune(load_matrix(args.tune_queries, "tune queries"), target_recall=args.target_recall, k=args.k)
         print(f"tuned plan {plan.to_dict()}")
-    index.save(args.out)
-    print(f"built {index} at {args.out}")
+    index.save(out)
+    print(f"built {index} at {out}")
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     from .index import MatryoshkaIndex
-    index = MatryoshkaIndex.load(args.index)
-    queries = np.load(args.queries)
-    filt = json.loads(args.filter) if args.filter else None
-    for i, hits in enumerate(index.search(queries, k=args.k, filter=filt)):
-        print(json.dumps({"query": i, "hits": [{"id": h.id, "score": round(h.score, 6)} for h in hits]}))
+    filt = _read_filter(args.filter)
+    queries = load_matrix(args.queries, "queries")
+    if queries.ndim == 1:  # one query vector
+        queries = queries[None, :]
+    connection = {key: value for key, value in (("url", args.url), ("api_key", args.api_key),
+                                                ("path", args.path)) if value}
+    if args.trust_stored_url:
+        connection["trust_stored_url"] = True
+    with MatryoshkaIndex.load(args.index, **connection) as index:
+        for i, hits in enumerate(index.search(queries, k=args.k, filter=filt)):
+            print(json.dumps({"query": i, "hits": [{"id": h.id, "score": round(h.score, 6)} for h in hits]}))
     return 0
 
 
@@ -156,7 +212,7 @@ def cmd_qdrant_setup(args: argparse.Namespace) -> int:
         if not args.url and not args.path:
             raise MatryIndexError("give --url (a server), --path (local mode) or --edge-path (Qdrant Edge)")
     index, report = setup_collection(adaptor=args.adaptor, dim=args.dim,
-                                     levels=_levels(args.levels) if args.levels else None, backend=backend,
+                                     levels=args.levels, backend=backend,
                                      embeddings=args.embeddings, ids=args.ids, payload=args.payload,
                                      **connection)
     index.close()
@@ -165,8 +221,8 @@ def cmd_qdrant_setup(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="matry-index", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="matry-index", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_args(p: argparse.ArgumentParser) -> None:
@@ -176,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder with corpus/queries .npy + .ids (default <data>/embeddings/<model>)")
         p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2",
                        help="sentence-transformers model used when no embeddings are cached")
-        p.add_argument("--levels", default=DEFAULT_LEVELS, help="prefix sizes, comma-separated")
+        p.add_argument("--levels", type=_levels, default=_levels(DEFAULT_LEVELS),
+                       help="prefix sizes, comma-separated")
         p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("quickstart", help="adaptors + evaluation + a tuned index, end to end")
@@ -202,21 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", required=True, help="text file, one id per line")
     p.add_argument("--payload", help=".jsonl file, one metadata object per line")
     p.add_argument("--adaptor")
-    p.add_argument("--levels", default=None, help="prefix levels; the first is the coarse one")
+    p.add_argument("--levels", type=_levels, default=None, help="prefix levels; the first is the coarse one")
     p.add_argument("--coarse", choices=["auto", "flat", "hnsw", "ivf"], default="auto")
     p.add_argument("--ivf-encoding", choices=["flat", "sq8"], default="flat")
-    p.add_argument("--nlist", type=int, default=None, help="IVF lists (default 4·sqrt(n))")
+    p.add_argument("--nlist", type=_positive_int, default=None, help="IVF lists (default 4·sqrt(n))")
     p.add_argument("--tune-queries", help=".npy of sample query embeddings to tune the funnel on")
-    p.add_argument("--target-recall", type=float, default=0.99)
-    p.add_argument("-k", type=int, default=10, help="the k the funnel is tuned for")
+    p.add_argument("--target-recall", type=_recall, default=0.99)
+    p.add_argument("-k", type=_positive_int, default=10, help="the k the funnel is tuned for")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("search", help="query a saved index with .npy query embeddings")
     p.add_argument("--index", required=True)
     p.add_argument("--queries", required=True)
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=_positive_int, default=10)
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"lang": "en"}\'')
+    p.add_argument("--url", help="the Qdrant server of a qdrant index (a saved file never chooses it)")
+    p.add_argument("--api-key", default=None, help="API key for --url")
+    p.add_argument("--path", help="new location of a moved Qdrant Edge shard or local-mode folder")
+    p.add_argument("--trust-stored-url", action="store_true",
+                   help="connect to the server URL written in the index (only for files you wrote)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("qdrant-setup", help="create or validate a Qdrant collection and ingest vectors")
@@ -226,13 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edge-path", help="a Qdrant Edge shard folder (the engine in-process)")
     p.add_argument("--collection", default="matry_index")
     p.add_argument("--adaptor", help="saved adaptor folder (its levels and hash go into the collection)")
-    p.add_argument("--dim", type=int, help="embedding dimension when there is no adaptor")
-    p.add_argument("--levels", default=None, help="prefix levels, e.g. 64,128,256")
+    p.add_argument("--dim", type=_positive_int, help="embedding dimension when there is no adaptor")
+    p.add_argument("--levels", type=_levels, default=None, help="prefix levels, e.g. 64,128,256")
     p.add_argument("--embeddings", help=".npy (n, d) raw embeddings to ingest")
     p.add_argument("--ids", help="one id per line, aligned with --embeddings")
     p.add_argument("--payload", help=".jsonl, one metadata object per line")
-    p.add_argument("--shards", type=int, default=None)
-    p.add_argument("--replicas", type=int, default=None)
+    p.add_argument("--shards", type=_positive_int, default=None)
+    p.add_argument("--replicas", type=_positive_int, default=None)
     p.add_argument("--on-disk", action="store_true", help="keep full vectors on disk")
     p.add_argument("--quantization", choices=["int8"], default=None, help="scalar-quantise the coarse level")
     p.set_defaults(func=cmd_qdrant_setup)
@@ -244,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MatryIndexError as exc:
+        print(f"matry-index: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path that cannot be read or written: the user's to fix
         print(f"matry-index: error: {exc}", file=sys.stderr)
         return 2
 

@@ -40,9 +40,26 @@ def normalize_id(user_id: UserId) -> UserId:
     return int(user_id) if isinstance(user_id, np.integer) else user_id
 
 
+def id_list(ids: Iterable[UserId], what: str = "ids") -> list[UserId]:
+    """``ids`` as a list, refusing a bare string or bytes.
+
+    ``delete("ab")`` must not mean ``delete(["a", "b"])``: a string iterates per character,
+    so one id passed where a list is expected would silently address other records.
+    """
+    if isinstance(ids, (str, bytes, bytearray)):
+        raise MatryIndexError(f"{what} must be a list of ids, not a single {type(ids).__name__} "
+                              f"({ids!r}); wrap one id in a list: [{ids!r}]")
+    if isinstance(ids, (int, np.integer)):
+        raise MatryIndexError(f"{what} must be a list of ids; got the single int {ids!r} (use [{ids!r}])")
+    try:
+        return [normalize_id(i) for i in ids]
+    except TypeError:
+        raise MatryIndexError(f"{what} must be a list of ids; got {type(ids).__name__}") from None
+
+
 def keys_for(ids: Iterable[UserId]) -> tuple[list[UserId], np.ndarray]:
     """Validated ids (duplicates in one call are refused) and their keys as int64."""
-    ids = [normalize_id(i) for i in ids]
+    ids = id_list(ids)
     keys = np.fromiter((key_for(i) for i in ids), dtype=np.int64, count=len(ids))
     if len(np.unique(keys)) != len(keys):
         seen: set[int] = set()

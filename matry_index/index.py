@@ -7,27 +7,32 @@ to documents at insert time and to queries at search time, so callers always pas
 embeddings of their model.
 
 On disk an index is a directory: ``index.json`` (format, dimension, levels, backend and its
-options, the funnel plan, the adaptor's hash, and a sha256 of every file), ``adaptor/`` and
-``backend/``. It is written to a temporary sibling and renamed into place, so a crash leaves
-either the old index or the new one; a half-written or edited one fails its checksums on load.
+options, the funnel plan, the adaptor's hash, the record count, a sha256 of every file and one
+of the manifest itself), ``adaptor/`` and ``backend/``. It is written to a temporary sibling and
+renamed into place, so a crash leaves either the old index or the new one (see
+:mod:`matry_index._fs`); a half-written or edited one fails its checksums on load. A save
+replaces only an earlier index save, never other files. What each backend guarantees is in
+``docs/guarantees.md``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._fs import atomic_directory
-from ._validation import MatryIndexError, as_matrix, clip_levels, normalize_rows
+from ._fs import atomic_directory, recover_directory
+from ._validation import MatryIndexError, as_matrix, check_nonzero, clip_levels, normalize_rows
 from .adaptor.model import AdaptorMismatchError, MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record
 from .filters import parse_filter
 from .funnel import FunnelPlan, tune as tune_plan
 from .ids import UserId, check_count, keys_for
+from .metadata import clean_metadata
 
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
@@ -45,6 +50,27 @@ def _sha256(path: Path) -> str:
 def _checksums(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*"))
             if p.is_file() and p.name != MANIFEST}
+
+
+def _manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's own content (all but this field), so an edit of its levels,
+    plan or options is caught like an edit of any other file."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def is_saved_index(directory: Path) -> bool:
+    """Whether ``directory`` holds an index save and nothing else (so a new save may replace
+    it): a matry_index manifest, and no file that its checksum list does not name."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or manifest.get("kind") != "matry-index":
+        return False
+    listed = set(manifest.get("files") or {}) | {MANIFEST}
+    present = {str(p.relative_to(directory)) for p in directory.rglob("*") if not p.is_dir()}
+    return present <= listed
 
 
 def _make_backend(kind: str | Backend, dim: int, levels: tuple[int, ...], adaptor_hash: str | None,
@@ -79,6 +105,7 @@ class MatryoshkaIndex:
         self.levels = clip_levels(wanted, self.dim)
         self.backend = _make_backend(backend, self.dim, self.levels, self.adaptor_hash, backend_options)
         self.plan = plan or FunnelPlan.default(self.levels)
+        self._write_lock = threading.RLock()
 
     # --- helpers -----------------------------------------------------------------------
     @property
@@ -86,8 +113,21 @@ class MatryoshkaIndex:
         return None if self.adaptor is None else self.adaptor.content_hash
 
     def _adapt(self, vectors: Any, name: str) -> np.ndarray:
+        """Checked, L2-normalised input (what the adaptor was trained on), then the adaptor.
+
+        Normalising first makes the index scale-free (cosine search), keeps a huge but finite
+        vector from overflowing, and feeds the adaptor the unit vectors it was fitted to.
+        """
         x = as_matrix(vectors, dim=self.dim, name=name)
-        return self.adaptor.transform(x) if self.adaptor is not None else x
+        check_nonzero(x, name)
+        x = normalize_rows(x)
+        if self.adaptor is None:
+            return x
+        z = self.adaptor.transform(x)
+        if not np.isfinite(z).all():
+            raise MatryIndexError(f"the adaptor turned some {name} into NaN or inf")
+        check_nonzero(z, f"adapted {name}")
+        return z
 
     def adapt(self, vectors: Any) -> np.ndarray:
         """Raw embeddings → the L2-normalised adapted vectors the index stores and compares."""
@@ -113,41 +153,43 @@ class MatryoshkaIndex:
         check_count(ids, len(x))
         if metadata is None:
             metadata = [{} for _ in ids]
+        if isinstance(metadata, dict):
+            raise MatryIndexError("metadata must be a list of dicts, one per vector; got a single dict")
         metadata = list(metadata)
         check_count(metadata, len(x), "metadata entries")
-        for m in metadata:
-            if not isinstance(m, dict):
-                raise MatryIndexError(f"metadata entries must be dicts; got {type(m).__name__}")
+        metadata = [clean_metadata(m, f"entry {i}") for i, m in enumerate(metadata)]
         return ids, keys, x, metadata
 
     def add(self, ids: Sequence[UserId], vectors: Any, metadata: Sequence[dict] | None = None) -> None:
         """Add new records. Existing ids are refused (see :meth:`upsert`); all or nothing."""
         ids, keys, x, metadata = self._prepare(ids, vectors, metadata)
-        present = self.backend.contains(ids, keys)
-        if present.any():
-            raise MatryIndexError(f"id {ids[int(np.argmax(present))]!r} is already in the index "
-                                  "(use upsert to replace records)")
-        self.backend.add(ids, keys, x, metadata, replace=False)
+        with self._write_lock:  # the check and the write are one step for other threads
+            present = self.backend.contains(ids, keys)
+            if present.any():
+                raise MatryIndexError(f"id {ids[int(np.argmax(present))]!r} is already in the index "
+                                      "(use upsert to replace records)")
+            self.backend.add(ids, keys, x, metadata, replace=False)
 
     def upsert(self, ids: Sequence[UserId], vectors: Any, metadata: Sequence[dict] | None = None) -> None:
         """Add records, replacing any with the same id; all or nothing."""
         ids, keys, x, metadata = self._prepare(ids, vectors, metadata)
-        self.backend.add(ids, keys, x, metadata, replace=True)
+        with self._write_lock:
+            self.backend.add(ids, keys, x, metadata, replace=True)
 
     def delete(self, ids: Sequence[UserId], missing_ok: bool = False) -> None:
         """Delete records by id. Unknown ids raise (nothing is deleted) unless ``missing_ok``."""
         ids, keys = keys_for(ids)
-        present = self.backend.contains(ids, keys)
-        if not missing_ok and not present.all():
-            raise MatryIndexError(f"unknown id {ids[int(np.argmin(present))]!r}; nothing was deleted")
-        if present.any():
-            self.backend.delete([i for i, p in zip(ids, present) if p], keys[present])
+        with self._write_lock:
+            present = self.backend.contains(ids, keys)
+            if not missing_ok and not present.all():
+                raise MatryIndexError(f"unknown id {ids[int(np.argmin(present))]!r}; nothing was deleted")
+            if present.any():
+                self.backend.delete([i for i, p in zip(ids, present) if p], keys[present])
 
     def optimize(self) -> None:
         """Finish deferred index builds (FAISS ``deferred_build``); a no-op where none is pending."""
-        build = getattr(self.backend, "optimize", None)
-        if callable(build):
-            build()
+        with self._write_lock:
+            self.backend.optimize()
 
     def get(self, ids: Sequence[UserId]) -> list[Record | None]:
         """Stored records (adapted vector + metadata) in the given order; None for unknown ids."""
@@ -176,7 +218,10 @@ class MatryoshkaIndex:
             self.check_adaptor(adaptor_hash)
         if not isinstance(k, (int, np.integer)) or k <= 0:
             raise MatryIndexError(f"k must be a positive integer; got {k!r}")
-        arr = np.asarray(queries, dtype=np.float32) if not isinstance(queries, np.ndarray) else queries
+        try:
+            arr = queries if isinstance(queries, np.ndarray) else np.asarray(queries, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise MatryIndexError(f"queries must be numeric vectors: {exc}") from None
         single = arr.ndim == 1
         q = self._adapt(arr[None, :] if single else arr, "queries")
         node = parse_filter(filter)
@@ -208,15 +253,32 @@ class MatryoshkaIndex:
             return out
         truth = keys(truth_hits)
         plan = tune_plan(lambda p: keys(self.backend.search(q, k, p)), truth, self.levels, k,
-                         len(self), target_recall, getattr(self.backend, "coarse_cost", lambda: None)())
+                         len(self), target_recall, self.backend.coarse_cost())
         if apply:
             self.plan = plan
         return plan
 
     # --- persistence -------------------------------------------------------------------
+    def _refuse_own_storage(self, directory: Path) -> None:
+        """A save replaces ``directory`` whole: it must neither hold nor sit inside the files
+        the engine keeps itself (an Edge shard, a local-mode folder)."""
+        target = directory.resolve()
+        for store in self.backend.storage_paths():
+            store = store.resolve()
+            if store == target or target in store.parents or store in target.parents:
+                raise MatryIndexError(f"cannot save the index to {directory}: the backend keeps its own "
+                                      f"files at {store}, which a save there would replace or nest in; "
+                                      "save the index to a directory of its own")
+
     def save(self, directory: str | Path) -> Path:
-        """Write the index atomically to ``directory`` (replacing an older save there)."""
-        with atomic_directory(directory) as tmp:
+        """Write the index atomically to ``directory``.
+
+        An earlier save of an index there is replaced; a directory holding anything else, a
+        file, or the backend's own storage is refused and left untouched.
+        """
+        directory = Path(directory)
+        self._refuse_own_storage(directory)
+        with self._write_lock, atomic_directory(directory, is_saved_index, "index") as tmp:
             (tmp / "backend").mkdir()
             options = self.backend.save(tmp / "backend")
             if self.adaptor is not None:
@@ -225,29 +287,50 @@ class MatryoshkaIndex:
                         "levels": list(self.levels), "backend": self.backend.kind,
                         "backend_options": options, "plan": self.plan.to_dict(), "count": len(self),
                         "adaptor_hash": self.adaptor_hash, "files": _checksums(tmp)}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+            manifest = json.loads(json.dumps(manifest, default=str))
+            manifest["manifest_sha256"] = _manifest_digest(manifest)
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         return directory
 
-    @classmethod
-    def load(cls, directory: str | Path, adaptor: MatryoshkaAdaptor | None = None) -> "MatryoshkaIndex":
-        """Open a saved index. Passing ``adaptor`` checks it is the one the index was built with."""
-        directory = Path(directory)
+    @staticmethod
+    def _read_manifest(directory: Path) -> dict:
         manifest_path = directory / MANIFEST
         if not manifest_path.is_file():
             raise MatryIndexError(f"{directory} is not a saved matry_index index (no {MANIFEST}); "
                                   "it may be half-written")
         try:
             manifest = json.loads(manifest_path.read_text())
-        except ValueError as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise MatryIndexError(f"{manifest_path} is corrupt: {exc}") from None
-        if manifest.get("kind") != "matry-index" or manifest.get("format_version") != FORMAT_VERSION:
-            raise MatryIndexError(f"{directory}: unsupported index format {manifest.get('format_version')}")
+        if not isinstance(manifest, dict) or manifest.get("kind") != "matry-index" \
+                or manifest.get("format_version") != FORMAT_VERSION:
+            version = manifest.get("format_version") if isinstance(manifest, dict) else None
+            raise MatryIndexError(f"{directory}: unsupported index format {version}")
+        if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+            raise MatryIndexError(f"{manifest_path} is corrupt or was edited: its content does not match "
+                                  "its recorded checksum")
         actual = _checksums(directory)
         expected = manifest.get("files", {})
         if actual != expected:
             bad = sorted(set(actual.items()) ^ set(expected.items()))
             raise MatryIndexError(f"{directory} is corrupt or incomplete: {bad[0][0]} does not match "
                                   "its recorded checksum (or is missing)")
+        return manifest
+
+    @classmethod
+    def load(cls, directory: str | Path, adaptor: MatryoshkaAdaptor | None = None,
+             **connection: Any) -> "MatryoshkaIndex":
+        """Open a saved index. Passing ``adaptor`` checks it is the one the index was built with.
+
+        ``connection`` overrides what the save recorded about engines that keep their own
+        data: ``path=`` for a moved Edge shard or local-mode folder, ``url=`` / ``api_key=`` /
+        ``client=`` for a Qdrant server. A saved file never chooses where to connect: an index
+        on a server needs ``url=`` here (or ``trust_stored_url=True`` for a file you wrote).
+        An index whose store comes back empty while the save held records is refused.
+        """
+        directory = Path(directory)
+        recover_directory(directory)
+        manifest = cls._read_manifest(directory)
         stored = MatryoshkaAdaptor.load(directory / "adaptor") if (directory / "adaptor").exists() else None
         if (stored.content_hash if stored else None) != manifest.get("adaptor_hash"):
             raise MatryIndexError(f"{directory}: the stored adaptor does not match the manifest")
@@ -255,13 +338,29 @@ class MatryoshkaIndex:
             raise AdaptorMismatchError(
                 f"adaptor mismatch: {directory} was built with {str(manifest.get('adaptor_hash'))[:12]}, "
                 f"got {adaptor.content_hash[:12]}")
-        levels = tuple(manifest["levels"])
+        try:
+            dim, levels = int(manifest["dim"]), tuple(int(m) for m in manifest["levels"])
+            plan, count = FunnelPlan.from_dict(manifest["plan"]), int(manifest["count"])
+            kind, options = manifest["backend"], manifest["backend_options"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MatryIndexError(f"{directory}: the manifest is incomplete: {exc!r}") from None
+        if stored is not None and stored.dim != dim:
+            raise MatryIndexError(f"{directory}: the adaptor is {stored.dim}-d, the manifest says {dim}-d")
+        if levels != clip_levels(levels, dim):
+            raise MatryIndexError(f"{directory}: levels {levels} are not valid for {dim}-d vectors")
         from . import backends
-        backend = backends.load(manifest["backend"], directory / "backend", manifest["dim"], levels,
-                                manifest["backend_options"], manifest.get("adaptor_hash"))
+        backend = backends.open_saved(kind, directory / "backend", dim, levels, options,
+                                      manifest.get("adaptor_hash"), connection)
+        found = len(backend)
+        if count and not found:
+            backend.close()
+            raise MatryIndexError(f"{directory}: the index held {count} records when saved, but its "
+                                  f"{kind} store is empty now (moved, deleted or replaced?); "
+                                  "nothing was changed")
         index = cls.__new__(cls)
-        index.dim, index.adaptor, index.levels = manifest["dim"], stored, levels
-        index.backend, index.plan = backend, FunnelPlan.from_dict(manifest["plan"])
+        index.dim, index.adaptor, index.levels = dim, stored, levels
+        index.backend, index.plan = backend, plan
+        index._write_lock = threading.RLock()
         return index
 
     def close(self) -> None:

@@ -9,7 +9,6 @@ progress bar; re-running it upserts, so an interrupted load can simply be repeat
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._validation import MatryIndexError
+from .inputs import load_matrix, read_jsonl, read_lines
 from .adaptor import MatryoshkaAdaptor
 from .index import MatryoshkaIndex
 
 
 def _read_ids(path: Path) -> list[str]:
-    ids = path.read_text(encoding="utf-8").splitlines()
+    ids = read_lines(path, "ids file")
     if not ids:
         raise MatryIndexError(f"{path} holds no ids")
     return ids
-
-
-def _read_payload(path: Path, n: int) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if len(rows) != n:
-        raise MatryIndexError(f"{path} has {len(rows)} payload lines for {n} vectors")
-    return rows
 
 
 def setup_collection(*, adaptor: MatryoshkaAdaptor | str | Path | None = None, dim: int | None = None,
@@ -58,17 +51,21 @@ def setup_collection(*, adaptor: MatryoshkaAdaptor | str | Path | None = None, d
     if embeddings is not None:
         if ids is None:
             raise MatryIndexError("ingest needs --ids next to --embeddings")
-        vectors = np.load(embeddings, mmap_mode="r")
+        vectors = load_matrix(embeddings, "embeddings", mmap=True)
+        if vectors.ndim != 2:
+            raise MatryIndexError(f"embeddings {embeddings} must be a 2-d array (n, d); got shape {vectors.shape}")
         id_list = _read_ids(Path(ids))
         if len(id_list) != len(vectors):
             raise MatryIndexError(f"{ids} has {len(id_list)} ids for {len(vectors)} vectors in {embeddings}")
-        meta = _read_payload(Path(payload), len(vectors)) if payload else None
+        meta = read_jsonl(payload) if payload else None
+        if meta is not None and len(meta) != len(vectors):
+            raise MatryIndexError(f"{payload} has {len(meta)} payload lines for {len(vectors)} vectors")
         for s in tqdm(range(0, len(vectors), chunk), desc="ingesting", unit="chunk"):
             e = min(len(vectors), s + chunk)
             index.upsert(id_list[s:e], np.asarray(vectors[s:e]), meta[s:e] if meta else None)
             loaded += e - s
         index.optimize()
-    report = {"backend": backend, "where": getattr(index.backend, "where", None), "dim": dim,
+    report = {"backend": backend, "where": getattr(index.backend, "where", "in process"), "dim": dim,
               "levels": list(index.levels), "adaptor_hash": index.adaptor_hash,
               "count_before": before, "ingested": loaded, "count": len(index)}
     return index, report

@@ -1,4 +1,4 @@
-"""MatryoshkaIndex over the FAISS backend, on real SciFact vectors."""
+"""MatryoshkaIndex on every backend (FAISS, Qdrant local mode, Qdrant Edge), on real SciFact vectors."""
 import shutil
 import threading
 
@@ -7,23 +7,7 @@ import pytest
 
 from matry_index import AdaptorMismatchError, FunnelPlan, MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex
 
-
-def ids_of(hits):
-    return [h.id for h in hits]
-
-
-BACKENDS = ["faiss", "qdrant", "qdrant-edge"]
-
-
-def make_index(kind, tmp_path, dim=384, persistent=False, **kw):
-    """An empty index on one backend: FAISS, Qdrant local mode (in memory, or on disk where a
-    test reopens it), or an Edge shard."""
-    if kind == "faiss":
-        return MatryoshkaIndex(dim, coarse="hnsw", **kw)
-    if kind == "qdrant":
-        where = {"path": str(tmp_path / "qdrant")} if persistent else {"location": ":memory:"}
-        return MatryoshkaIndex(dim, backend="qdrant", **where, **kw)
-    return MatryoshkaIndex(dim, backend="qdrant-edge", path=str(tmp_path / "edge"), **kw)
+from .helpers import BACKENDS, ids_of, make_index
 
 
 @pytest.fixture(params=BACKENDS)

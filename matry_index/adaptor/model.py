@@ -18,12 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from .._fs import atomic_directory
+from .._fs import atomic_directory, recover_directory
 from .._validation import MatryIndexError, as_matrix, check_levels, normalize_rows
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "adaptor.json"
 WEIGHTS_FILE = "weights.npz"
+
+
+def is_saved_adaptor(directory: Path) -> bool:
+    """Whether ``directory`` holds exactly an adaptor saved by :meth:`MatryoshkaAdaptor.save`
+    (and nothing else), so a new save may replace it."""
+    names = {p.name for p in directory.iterdir()}
+    if names != {CONFIG_FILE, WEIGHTS_FILE} or not (directory / CONFIG_FILE).is_file():
+        return False
+    try:
+        return json.loads((directory / CONFIG_FILE).read_text()).get("kind") == "matryoshka-adaptor"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class AdaptorMismatchError(MatryIndexError):
@@ -66,6 +78,10 @@ class MatryoshkaAdaptor:
             for name, shape in expected.items():
                 if getattr(self, name).shape != shape:
                     raise MatryIndexError(f"{name} must have shape {shape}; got {getattr(self, name).shape}")
+        for name, arr in self._arrays().items():
+            if not np.isfinite(arr).all():
+                raise MatryIndexError(f"adaptor {name} holds NaN or inf weights: it would turn every "
+                                      "vector into NaN; refit or restore the adaptor")
         self.settings = dict(settings or {})
         self._hash: str | None = None
 
@@ -122,7 +138,7 @@ class MatryoshkaAdaptor:
     def save(self, directory: str | Path) -> Path:
         """Write the adaptor to ``directory`` atomically (a temp dir renamed into place)."""
         directory = Path(directory)
-        with atomic_directory(directory) as tmp:
+        with atomic_directory(directory, is_saved_adaptor, "adaptor") as tmp:
             np.savez(tmp / WEIGHTS_FILE, **self._arrays())
             (tmp / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2, default=str))
         return directory
@@ -131,18 +147,25 @@ class MatryoshkaAdaptor:
     def load(cls, directory: str | Path) -> "MatryoshkaAdaptor":
         """Load an adaptor saved by :meth:`save`; anything else is refused with a clear error."""
         directory = Path(directory)
+        recover_directory(directory)
         cfg_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         if not cfg_path.is_file() or not weights_path.is_file():
             raise MatryIndexError(f"{directory} is not a saved adaptor (no {CONFIG_FILE} / {WEIGHTS_FILE})")
         try:
             cfg = json.loads(cfg_path.read_text())
-            with np.load(weights_path) as npz:
+            with np.load(weights_path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
             raise MatryIndexError(f"{directory} holds a corrupt adaptor: {exc}") from None
         if cfg.get("kind") != "matryoshka-adaptor" or cfg.get("format_version") != FORMAT_VERSION:
             raise MatryIndexError(f"{directory} is not a matry_index adaptor (format {cfg.get('format_version')})")
-        adaptor = cls(cfg["dim"], tuple(cfg["levels"]), settings=cfg.get("settings"), **arrays)
+        unknown = set(arrays) - {"rotation", "w1", "b1", "w2", "b2"}
+        if unknown:
+            raise MatryIndexError(f"{directory} holds unknown adaptor arrays {sorted(unknown)}")
+        try:
+            adaptor = cls(cfg["dim"], tuple(cfg["levels"]), settings=cfg.get("settings"), **arrays)
+        except (KeyError, TypeError) as exc:
+            raise MatryIndexError(f"{directory} holds a corrupt adaptor config: {exc!r}") from None
         if adaptor.content_hash != cfg.get("hash"):
             raise MatryIndexError(f"{directory}: weights do not match the recorded hash (corrupt or edited)")
         return adaptor

@@ -41,13 +41,13 @@ def create(kind: str, dim: int, levels: tuple[int, ...], adaptor_hash: str | Non
     return cls(dim, levels, adaptor_hash=adaptor_hash, **options)
 
 
-def load(kind: str, directory: Path, dim: int, levels: tuple[int, ...], options: dict,
-         adaptor_hash: str | None = None) -> Backend:
-    """Reopen a backend saved by an index."""
-    cls = _backend_class(kind)
-    if kind == "faiss":
-        return cls.load(directory, dim, levels, options)
-    return cls(dim, levels, adaptor_hash=adaptor_hash, **options)
+def open_saved(kind: str, directory: Path, dim: int, levels: tuple[int, ...], options: dict,
+               adaptor_hash: str | None = None, connection: dict[str, Any] | None = None) -> Backend:
+    """Reopen a backend saved by an index; ``connection`` overrides what the save recorded
+    (a moved shard's ``path``, a server's ``url`` and ``api_key``)."""
+    if not isinstance(options, dict):
+        raise MatryIndexError(f"{directory}: the saved backend options are not an object")
+    return _backend_class(kind).open(directory, dim, levels, options, adaptor_hash, dict(connection or {}))
 
 
-__all__ = ["Backend", "Hit", "Record", "KINDS", "create", "load"]
+__all__ = ["Backend", "Hit", "Record", "KINDS", "create", "open_saved"]

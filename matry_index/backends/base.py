@@ -42,8 +42,16 @@ class Record:
 class Backend(Protocol):
     """Storage + funnel search over several prefix levels of adapted vectors."""
 
+    kind: str
     dim: int
     levels: tuple[int, ...]
+
+    @classmethod
+    def open(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any],
+             adaptor_hash: str | None, connection: dict[str, Any]) -> "Backend":
+        """Reopen what :meth:`save` wrote into ``directory`` (and, for engines that keep their
+        own data, the store it names). Never creates an empty store in place of a missing one;
+        ``connection`` holds what the caller passes to override the saved options."""
 
     def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
             metadata: list[dict], replace: bool = False) -> None:
@@ -67,6 +75,12 @@ class Backend(Protocol):
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
         """(id, metadata) of every stored record that matches ``filter``, in no set order."""
+
+    def optimize(self) -> None:
+        """Finish deferred builds (FAISS ``deferred_build``, Edge's HNSW graph)."""
+
+    def storage_paths(self) -> list[Path]:
+        """Local paths where the engine keeps its own files (an index save must never touch them)."""
 
     def coarse_cost(self) -> CoarseCost:
         """How the approximate stage's cost grows with a plan (used to rank plans in tuning)."""

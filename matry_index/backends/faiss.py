@@ -15,7 +15,6 @@ ANN and score the matching rows exactly; either way the result is the filtered t
 """
 from __future__ import annotations
 
-import json
 import math
 import threading
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..filters import Node, matches
 from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
 from .base import Hit, Record, level_norms
+from .records import read_records, write_records
 
 COARSE_KINDS = ("auto", "flat", "hnsw", "ivf")
 IVF_ENCODINGS = ("flat", "sq8")
@@ -456,41 +456,41 @@ class FaissBackend:
             if self._n != len(self):
                 self.compact()
             self._sync_coarse()
-            n = self._n
-            np.save(directory / "vectors.npy", self._vectors[:n])
-            with (directory / "records.jsonl").open("w", encoding="utf-8") as fh:
-                for uid, meta in zip(self._ids, self._meta):
-                    fh.write(json.dumps({"id": uid, "metadata": meta or {}}) + "\n")
+            write_records(directory, self._ids, self._meta, self._vectors[:self._n])
             if self._coarse is not None:
                 faiss.write_index(self._coarse, str(directory / "coarse.faiss"))
             return {**self.options, "coarse_kind": self._coarse_kind}
 
     @classmethod
-    def load(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any]) -> "FaissBackend":
+    def open(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any],
+             adaptor_hash: str | None = None, connection: dict[str, Any] | None = None) -> "FaissBackend":
+        """Rebuild the backend from the files :meth:`save` wrote (plain data: arrays, JSON and a
+        FAISS index, checked for shape against the manifest)."""
         from ..ids import key_for
+        if connection:
+            raise MatryIndexError(f"a FAISS index takes no connection options; got {sorted(connection)}")
         opts = dict(options)
         coarse_kind = opts.pop("coarse_kind", "flat")
-        backend = cls(dim, levels, **opts)
         try:
-            vectors = np.load(directory / "vectors.npy")
-            records = [json.loads(line) for line in
-                       (directory / "records.jsonl").read_text(encoding="utf-8").splitlines()]
-        except (OSError, ValueError) as exc:
-            raise MatryIndexError(f"{directory}: cannot read the FAISS backend files: {exc}") from None
-        if vectors.shape != (len(records), dim):
-            raise MatryIndexError(f"{directory}: {len(records)} records but vectors of shape {vectors.shape}")
-        backend._vectors = np.ascontiguousarray(vectors, np.float32)
+            backend = cls(dim, levels, **opts)
+        except TypeError as exc:
+            raise MatryIndexError(f"{directory}: unknown FAISS backend options: {exc}") from None
+        ids, metadata, vectors = read_records(directory, dim)
+        backend._vectors = vectors
         backend._norms = level_norms(backend._vectors, backend.levels)
         if not np.allclose(backend._norms[:, -1], 1.0, atol=1e-4):  # saved before rows were normalised
-            backend._vectors /= backend._norms[:, -1:]
+            backend._vectors = normalize_rows(backend._vectors)
             backend._norms = level_norms(backend._vectors, backend.levels)
-        backend._ids = [r["id"] for r in records]
-        backend._meta = [r["metadata"] or None for r in records]
-        backend._keys = np.fromiter((key_for(i) for i in backend._ids), np.int64, count=len(records))
-        backend._live = np.ones(len(records), bool)
-        backend._has_meta = np.fromiter((bool(m) for m in backend._meta), bool, count=len(records))
-        backend._int_ids = all(isinstance(i, int) for i in backend._ids)
-        backend._n = len(records)
+        n = len(ids)
+        backend._ids = ids
+        backend._meta = [m or None for m in metadata]
+        backend._keys = np.fromiter((key_for(i) for i in ids), np.int64, count=n)
+        if len(np.unique(backend._keys)) != n:
+            raise MatryIndexError(f"{directory}: the saved records repeat an id")
+        backend._live = np.ones(n, bool)
+        backend._has_meta = np.fromiter((bool(m) for m in backend._meta), bool, count=n)
+        backend._int_ids = all(isinstance(i, int) for i in ids)
+        backend._n = n
         backend._row_of = {int(k): r for r, k in enumerate(backend._keys)}
         coarse_path = directory / "coarse.faiss"
         if coarse_path.exists():
@@ -498,10 +498,17 @@ class FaissBackend:
                 backend._coarse = faiss.read_index(str(coarse_path))
             except RuntimeError as exc:
                 raise MatryIndexError(f"{coarse_path}: corrupt FAISS index: {exc}") from None
-            if backend._coarse.ntotal != len(records):
-                raise MatryIndexError(f"{coarse_path} holds {backend._coarse.ntotal} vectors, expected {len(records)}")
+            if backend._coarse.ntotal != n or backend._coarse.d != backend.coarse_dim:
+                raise MatryIndexError(f"{coarse_path} holds {backend._coarse.ntotal} vectors of "
+                                      f"{backend._coarse.d}-d; the manifest expects {n} of {backend.coarse_dim}-d")
+            if coarse_kind not in ("flat", "hnsw", "ivf"):
+                raise MatryIndexError(f"{directory}: unknown coarse index kind {coarse_kind!r}")
             backend._coarse_kind = coarse_kind
         return backend
+
+    def storage_paths(self) -> list[Path]:
+        """FAISS keeps nothing on disk outside the index directory."""
+        return []
 
     def close(self) -> None:
         """Nothing to release: the FAISS backend lives in memory."""

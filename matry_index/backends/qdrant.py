@@ -14,23 +14,33 @@ a server that stays unreachable raises :class:`MatryIndexError` naming the URL.
 
 Local mode (``location=":memory:"`` or ``path=...``) runs the same code against a pure-Python
 emulation that scans everything: right for tests and small data, never for latency figures.
+qdrant-client keeps a local-mode folder's points as pickles, and unpickling runs whatever code
+a pickle names; so before a folder is opened every stored point is read with an unpickler that
+admits nothing but Qdrant's ``PointStruct`` (:func:`verify_local_storage`), and a folder that
+holds anything else is refused unopened. For on-disk embedded use prefer Qdrant Edge, which
+stores no pickles at all. An in-memory collection is saved with the index as plain data
+(``vectors.npy`` + ``records.jsonl``) and restored from it on load.
 """
 from __future__ import annotations
 
+import io
+import math
 import os
+import pickle
+import sqlite3
+import threading
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-from tqdm.auto import tqdm
-
+from .._fs import require_free_space
 from .._validation import MatryIndexError
-from ..filters import Node
-from ..ids import UserId
 from . import qdrant_common as qc
-from .base import Hit, Record
+from . import records as saved_records
+from .base import Hit
 
 VOCAB = qc.Vocabulary(
     filter=lambda must=None, should=None, must_not=None: models.Filter(must=must, should=should, must_not=must_not),
@@ -38,6 +48,7 @@ VOCAB = qc.Vocabulary(
     match_value=lambda v: models.MatchValue(value=v),
     match_any=lambda vs: models.MatchAny(any=vs),
     range=lambda **kw: models.Range(**kw),
+    is_empty=lambda key: models.IsEmptyCondition(is_empty=models.PayloadField(key=key)),
     prefetch=lambda vec, using, limit, ef, inner: models.Prefetch(
         query=vec, using=using, limit=limit, prefetch=inner,
         params=models.SearchParams(hnsw_ef=ef) if ef else None),
@@ -58,15 +69,59 @@ def _transient(exc: BaseException) -> bool:
     return name.startswith(("httpx.", "httpcore.", "grpc.")) or isinstance(exc, (ConnectionError, TimeoutError))
 
 
-class QdrantBackend(qc.FunnelSearch):
+LOCAL_HEADROOM = 16 << 20     # bytes kept free beyond a write's estimate in local mode on disk
+_POINT_CLASS = ("qdrant_client.http.models.models", "PointStruct")
+
+
+class _PointsOnlyUnpickler(pickle.Unpickler):
+    """Admits the one class qdrant-client pickles into local storage, nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == _POINT_CLASS:
+            return models.PointStruct
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def verify_local_storage(path: str | Path) -> None:
+    """Check that a local-mode folder holds only Qdrant points before qdrant-client opens it.
+
+    qdrant-client unpickles every stored point when it opens the folder; a folder received
+    from someone else could name any code in those pickles. Each one is read here first with
+    an unpickler that admits only ``PointStruct``; anything else raises, unopened.
+    """
+    for db in sorted(Path(path).glob("collection/*/storage.sqlite")):
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                for (blob,) in con.execute("SELECT point FROM points"):
+                    point = _PointsOnlyUnpickler(io.BytesIO(blob)).load()
+                    if not isinstance(point, models.PointStruct):
+                        raise pickle.UnpicklingError(f"a stored point is a {type(point).__name__}")
+            finally:
+                con.close()
+        except (pickle.UnpicklingError, sqlite3.Error, EOFError, ValueError, TypeError, AttributeError,
+                IndexError, KeyError) as exc:
+            raise MatryIndexError(f"refusing to open Qdrant local storage {path}: {db.name} in "
+                                  f"{db.parent.name!r} holds something other than Qdrant points ({exc}); "
+                                  "a local-mode folder is code when opened, so only open your own") from None
+
+
+def _timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise MatryIndexError(f"timeout must be a positive number of seconds; got {value!r}")
+    return float(value)
+
+
+class QdrantBackend(qc.QdrantStore):
     """A Qdrant collection behind the backend protocol.
 
     Connection: ``url`` (+ ``api_key``, default ``$QDRANT_API_KEY``) for a server or cluster,
-    ``path`` for local mode on disk, or ``location=":memory:"`` (the default).
-    Collection: ``collection`` name; ``shard_number`` / ``replication_factor`` /
+    ``path`` for local mode on disk, or ``location=":memory:"`` (the default); or a ready
+    ``client``. Collection: ``collection`` name; ``shard_number`` / ``replication_factor`` /
     ``write_consistency_factor`` for clusters; ``on_disk`` keeps full vectors on disk;
     ``quantization="int8"`` scalar-quantises the coarse level; ``hnsw_m`` / ``ef_construct``
-    shape its graph.
+    shape its graph. ``must_exist``: open an existing collection only (what a load does), never
+    create an empty one in its place.
     """
 
     kind = "qdrant"
@@ -78,12 +133,16 @@ class QdrantBackend(qc.FunnelSearch):
                  retries: int = 3, shard_number: int | None = None, replication_factor: int | None = None,
                  write_consistency_factor: int | None = None, on_disk: bool = False,
                  quantization: str | None = None, hnsw_m: int = 16, ef_construct: int = 100,
-                 batch_size: int = 256, prefer_grpc: bool = False):
+                 batch_size: int = 256, prefer_grpc: bool = False, client: QdrantClient | None = None,
+                 must_exist: bool = False):
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
         self.names = qc.vector_names(self.levels)
-        self.collection, self.batch_size, self.retries = collection, batch_size, retries
+        self.collection, self.batch_size, self.retries = collection, int(batch_size), int(retries)
         if quantization not in (None, "int8"):
             raise MatryIndexError(f"quantization must be None or 'int8'; got {quantization!r}")
+        if self.batch_size <= 0 or self.retries <= 0:
+            raise MatryIndexError("batch_size and retries must be positive")
+        timeout = _timeout(timeout)
         self.options = {"collection": collection, "url": url, "path": str(path) if path else None,
                         "location": location, "timeout": timeout, "retries": retries,
                         "shard_number": shard_number, "replication_factor": replication_factor,
@@ -91,10 +150,22 @@ class QdrantBackend(qc.FunnelSearch):
                         "quantization": quantization, "hnsw_m": hnsw_m, "ef_construct": ef_construct,
                         "batch_size": batch_size, "prefer_grpc": prefer_grpc}
         self.where = f"Qdrant collection {collection!r} at {url or path or location or ':memory:'}"
-        if url:
+        self.in_memory = client is None and not url and not path
+        self._lock = threading.RLock()
+        # local mode is a single-threaded Python emulation: reads take the lock too; a server
+        # serves concurrent reads itself
+        self._read_lock = nullcontext() if (url and client is None) else self._lock
+        if client is not None:
+            self.client = client
+            self.where = f"Qdrant collection {collection!r} (given client)"
+        elif url:
             self.client = QdrantClient(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY"),
-                                       timeout=int(timeout), prefer_grpc=prefer_grpc)
+                                       timeout=timeout, prefer_grpc=prefer_grpc)
         elif path:
+            if must_exist and not (Path(path) / "meta.json").is_file():
+                raise MatryIndexError(f"no Qdrant local storage at {path} (was it moved or deleted?); "
+                                      "pass its new location as path=")
+            verify_local_storage(path)
             Path(path).mkdir(parents=True, exist_ok=True)
             self.client = self._local(path=str(path))
         else:
@@ -102,6 +173,9 @@ class QdrantBackend(qc.FunnelSearch):
         if self._call(self.client.collection_exists, collection):
             info = self._call(self.client.get_collection, collection)
             qc.check_metadata(info.config.metadata, self.dim, self.levels, adaptor_hash, self.where)
+        elif must_exist and not self.in_memory:
+            raise MatryIndexError(f"{self.where} does not exist (was it deleted, or is this the wrong "
+                                  "server?); nothing was created")
         else:
             self._create()
 
@@ -146,78 +220,93 @@ class QdrantBackend(qc.FunnelSearch):
                    write_consistency_factor=o["write_consistency_factor"],
                    metadata=qc.collection_metadata(self.dim, self.levels, self.adaptor_hash))
 
-    # --- protocol ----------------------------------------------------------------------
-    def __len__(self) -> int:
+    # --- primitives --------------------------------------------------------------------
+    def _count(self) -> int:
         return int(self._call(self.client.count, self.collection, exact=True).count)
 
-    def _retrieve(self, ids: list[UserId], vectors: bool) -> dict:
-        pids = [qc.point_id(i) for i in ids]
+    def _fetch(self, pids: list, with_vectors: bool) -> list[qc.StoredPoint]:
         points = self._call(self.client.retrieve, self.collection, ids=pids, with_payload=True,
-                            with_vectors=self.names if vectors else False)
-        return {str(p.id): p for p in points}
+                            with_vectors=["full"] if with_vectors else False)
+        return [qc.StoredPoint(str(p.id), p.payload or {},
+                               np.asarray(p.vector["full"], np.float32) if with_vectors else None)
+                for p in points]
 
-    def contains(self, ids: list[UserId], keys: np.ndarray) -> np.ndarray:
-        found = self._retrieve(ids, vectors=False)
-        return np.array([str(qc.point_id(i)) in found for i in ids], bool)
+    def _upsert_batch(self, pids: list, per_level: dict[str, np.ndarray], payloads: list[dict]) -> None:
+        self._call(self.client.upsert, self.collection, wait=True, points=models.Batch(
+            ids=pids, vectors={name: v.tolist() for name, v in per_level.items()}, payloads=payloads))
 
-    def _upsert(self, ids: list[UserId], per_level: dict[str, np.ndarray], payloads: list[dict]) -> None:
-        n = len(ids)
-        batches = range(0, n, self.batch_size)
-        for s in tqdm(batches, desc="uploading to Qdrant", disable=len(batches) < 4, leave=False):
-            e = min(n, s + self.batch_size)
-            self._call(self.client.upsert, self.collection, wait=True, points=models.Batch(
-                ids=[qc.point_id(i) for i in ids[s:e]],
-                vectors={name: v[s:e].tolist() for name, v in per_level.items()},
-                payloads=payloads[s:e]))
-
-    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
-            metadata: list[dict], replace: bool = False) -> None:
-        payloads = [qc.payload_for(i, m) for i, m in zip(ids, metadata)]
-        before = self._retrieve(ids, vectors=True)
-        if before and not replace:
-            raise MatryIndexError(f"id {qc.split_payload(next(iter(before.values())).payload)[0]!r} "
-                                  "is already in the index (use upsert to replace)")
-        try:
-            self._upsert(ids, qc.level_vectors(vectors, self.levels), payloads)
-        except Exception:
-            self._rollback(ids, before)
-            raise
-
-    def _rollback(self, ids: list[UserId], before: dict) -> None:
-        """Best effort: remove what this add created and put back what it replaced."""
-        created = [qc.point_id(i) for i in ids if str(qc.point_id(i)) not in before]
-        try:
-            if created:
-                self.client.delete(self.collection, points_selector=models.PointIdsList(points=created), wait=True)
-            if before:
-                self.client.upsert(self.collection, wait=True, points=[
-                    models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in before.values()])
-        except Exception:  # noqa: BLE001 - the original error is the one to report
-            pass
-
-    def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
+    def _delete_points(self, pids: list) -> None:
         self._call(self.client.delete, self.collection, wait=True,
-                   points_selector=models.PointIdsList(points=[qc.point_id(i) for i in ids]))
+                   points_selector=models.PointIdsList(points=pids))
 
-    def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
-        return qc.ordered_records(ids, self._retrieve(ids, vectors=True))
+    def _scroll_page(self, flt: Any, offset: Any) -> tuple[list[dict], Any]:
+        points, offset = self._call(self.client.scroll, self.collection, scroll_filter=flt, limit=1024,
+                                    offset=offset, with_payload=True, with_vectors=False)
+        return [p.payload or {} for p in points], offset
 
     def _query(self, requests: list[models.QueryRequest]) -> list[list[Hit]]:
         responses = self._call(self.client.query_batch_points, self.collection, requests=requests)
         return [qc.to_hits(r.points) for r in responses]
 
-    def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
-        flt, out, offset = qc.compile_filter(filter, VOCAB), [], None
-        while True:
-            points, offset = self._call(self.client.scroll, self.collection, scroll_filter=flt, limit=1024,
-                                        offset=offset, with_payload=True, with_vectors=False)
-            out.extend(qc.split_payload(p.payload) for p in points)
-            if offset is None:
-                return out
+    def _check_space(self, n_points: int, payload_bytes: int) -> None:
+        """Local mode on disk writes every point into SQLite at once; refuse a write that
+        cannot fit rather than leave part of it behind."""
+        if self.options["path"]:
+            per_point = 12 * sum(self.levels) + 256  # floats as pickled Python lists, plus keys
+            require_free_space(self.options["path"], n_points * per_point + 2 * payload_bytes + LOCAL_HEADROOM,
+                               f"a write of {n_points} points")
 
+    # --- persistence -------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:
-        """Qdrant persists on its own; the index keeps how to reconnect (never the API key)."""
-        return dict(self.options)
+        """A server and local storage on disk persist on their own; an in-memory collection is
+        written into ``directory`` as plain data. The API key is never saved."""
+        with self._lock:
+            if self.in_memory:
+                ids, meta, vectors = [], [], []
+                offset = None
+                while True:
+                    points, offset = self._call(self.client.scroll, self.collection, limit=1024, offset=offset,
+                                                with_payload=True, with_vectors=["full"])
+                    for p in points:
+                        uid, m = qc.split_payload(p.payload)
+                        ids.append(uid)
+                        meta.append(m)
+                        vectors.append(np.asarray(p.vector["full"], np.float32))
+                    if offset is None:
+                        break
+                saved_records.write_records(directory, ids, meta,
+                                            np.stack(vectors) if vectors else np.empty((0, self.dim), np.float32))
+            return {**self.options, "snapshot": self.in_memory}
+
+    @classmethod
+    def open(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any],
+             adaptor_hash: str | None, connection: dict[str, Any]) -> "QdrantBackend":
+        """Reopen what :meth:`save` recorded.
+
+        A saved file never chooses where requests and credentials go: a server URL is used
+        only when the caller passes ``url=`` (and ``api_key=``) or ``trust_stored_url=True``.
+        """
+        opts = {k: v for k, v in options.items() if k != "snapshot"}
+        trust = bool(connection.pop("trust_stored_url", False))
+        if opts.get("url") and "url" not in connection and "client" not in connection and not trust:
+            raise MatryIndexError(
+                f"this index lives on the Qdrant server {opts['url']!r}, as written in its saved files; "
+                "a loaded file does not choose where to connect or send an API key: pass url=... "
+                "(and api_key=...) to load(), or trust_stored_url=True if you wrote this file yourself")
+        if "url" in connection or "client" in connection:
+            opts.update(path=None, location=None)
+        opts.update(connection)
+        if options.get("snapshot") and not connection.get("path") and not connection.get("url") \
+                and "client" not in connection:
+            backend = cls(dim, levels, adaptor_hash=adaptor_hash, **opts)
+            ids, meta, vectors = saved_records.read_records(directory, dim)
+            if ids:
+                backend.add(ids, np.zeros(len(ids), np.int64), vectors, meta, replace=False)
+            return backend
+        return cls(dim, levels, adaptor_hash=adaptor_hash, must_exist=True, **opts)
+
+    def storage_paths(self) -> list[Path]:
+        return [Path(self.options["path"])] if self.options["path"] else []
 
     def close(self) -> None:
         self.client.close()

@@ -7,6 +7,7 @@ API — and the handful of calls that actually talk to its engine.
 """
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Vocabulary:
     match_value: Callable[[Any], Any]
     match_any: Callable[[list], Any]
     range: Callable[..., Any]             # (gt=, gte=, lt=, lte=) -> Range
+    is_empty: Callable[[str], Any]        # key -> condition: missing, null or []
     prefetch: Callable[..., Any]          # (vector, using, limit, ef, inner) -> Prefetch
     request: Callable[..., Any]           # (full vector, inner prefetch, k, filter, exact) -> QueryRequest
 
@@ -107,19 +109,41 @@ def _compile(node: Node, v: Vocabulary) -> Any:
     return _condition(node, v)
 
 
+EXACT_FLOAT_INTS = 1 << 53  # integers a range bound (f64) represents exactly
+
+
+def _equals(field: str, value: Any, v: Vocabulary) -> Any:
+    """``field == value`` under the shared semantics (docs/filters.md): numbers by value,
+    so 2003 also matches a stored 2003.0 — a range [v, v] does that for ints and floats
+    alike; ``None`` means missing, null or an empty list."""
+    if value is None:
+        return v.is_empty(field)
+    if isinstance(value, (bool, str)):
+        return v.field(field, match=v.match_value(value))
+    if isinstance(value, int) and abs(value) > EXACT_FLOAT_INTS:
+        return v.field(field, match=v.match_value(value))  # beyond f64's exact integers
+    return v.field(field, range=v.range(gte=value, lte=value))
+
+
+def _equals_any(field: str, values: list, v: Vocabulary) -> Any:
+    """``field`` equals one of ``values``: strings in one MatchAny, the rest one by one."""
+    strings = [x for x in values if isinstance(x, str)]
+    others = [_equals(field, x, v) for x in values if not isinstance(x, str)]
+    conds = ([v.field(field, match=v.match_any(strings))] if strings else []) + others
+    if not conds:
+        return v.filter(must_not=[v.filter()])  # $in [] matches nothing (an empty should matches all)
+    return conds[0] if len(conds) == 1 else v.filter(should=conds)
+
+
 def _condition(c: Condition, v: Vocabulary) -> Any:
-    value = c.value
     if c.op in ("$eq", "$ne"):
-        if isinstance(value, float) and not float(value).is_integer():
-            cond = v.field(c.field, range=v.range(gte=value, lte=value))  # Qdrant matches floats by range
-        else:
-            cond = v.field(c.field, match=v.match_value(value))
+        cond = _equals(c.field, c.value, v)
         return cond if c.op == "$eq" else v.filter(must_not=[cond])
     if c.op in ("$in", "$nin"):
-        cond = v.field(c.field, match=v.match_any(list(value)))
+        cond = _equals_any(c.field, list(c.value), v)
         return cond if c.op == "$in" else v.filter(must_not=[cond])
     bound = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}[c.op]
-    return v.field(c.field, range=v.range(**{bound: value}))
+    return v.field(c.field, range=v.range(**{bound: c.value}))
 
 
 def compile_funnel(query: np.ndarray, levels: tuple[int, ...], plan: FunnelPlan, k: int, n: int,
@@ -164,26 +188,135 @@ def to_hits(points: list) -> list[Hit]:
     return out
 
 
-def ordered_records(ids: list[UserId], found: dict[str, Any]) -> list[Record | None]:
-    """Records for ``ids`` in order from retrieved points keyed by ``str(point id)``."""
-    out: list[Record | None] = []
-    for i in ids:
-        p = found.get(str(point_id(i)))
-        if p is None:
-            out.append(None)
-        else:
-            uid, meta = split_payload(p.payload)
-            out.append(Record(uid, np.asarray(p.vector["full"], np.float32), meta))
-    return out
+@dataclass
+class StoredPoint:
+    """One point as the primitives return it: its id as a string, payload, full vector."""
+
+    pid: str
+    payload: dict
+    full: np.ndarray | None = None
 
 
-class FunnelSearch:
-    """``search`` / ``exact_search`` for a Qdrant backend that has ``levels``, a class-level
-    ``vocab``, ``__len__`` and ``_query(requests) -> list[list[Hit]]``."""
+class QdrantStore:
+    """Everything the two Qdrant backends share above six engine primitives.
+
+    A subclass sets ``vocab``, ``levels``, ``names``, ``options``, ``where``,
+    ``batch_size``, ``_lock`` (writes) and ``_read_lock`` (reads; the same lock where the
+    engine is not thread-safe), and implements ``_fetch``, ``_upsert_batch``,
+    ``_delete_points``, ``_count``, ``_scroll_page`` and ``_query``. Writes are all or
+    nothing: a failure in any batch undoes the batches before it (new points deleted,
+    replaced ones restored), and if the undo fails too the error says so instead of hiding it.
+    """
 
     vocab: Vocabulary
     levels: tuple[int, ...]
+    names: list[str]
     options: dict
+    where: str
+    batch_size: int
+    _lock: Any
+    _read_lock: Any
+
+    # --- primitives -------------------------------------------------------------------
+    def _fetch(self, pids: list, with_vectors: bool) -> list[StoredPoint]:
+        raise NotImplementedError
+
+    def _upsert_batch(self, pids: list, per_level: dict[str, np.ndarray], payloads: list[dict]) -> None:
+        raise NotImplementedError
+
+    def _delete_points(self, pids: list) -> None:
+        raise NotImplementedError
+
+    def _count(self) -> int:
+        raise NotImplementedError
+
+    def _scroll_page(self, flt: Any, offset: Any) -> tuple[list[dict], Any]:
+        raise NotImplementedError
+
+    def _query(self, requests: list) -> list[list[Hit]]:
+        raise NotImplementedError
+
+    def _check_space(self, n_points: int, payload_bytes: int) -> None:
+        """Refuse a write the disk cannot hold (engines on local disk override it)."""
+
+    # --- the protocol -----------------------------------------------------------------
+    def __len__(self) -> int:
+        with self._read_lock:
+            return self._count()
+
+    def contains(self, ids: list[UserId], keys: np.ndarray) -> np.ndarray:
+        with self._read_lock:
+            found = {p.pid for p in self._fetch([point_id(i) for i in ids], with_vectors=False)}
+        return np.array([str(point_id(i)) in found for i in ids], bool)
+
+    def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
+        with self._read_lock:
+            found = {p.pid: p for p in self._fetch([point_id(i) for i in ids], with_vectors=True)}
+        out: list[Record | None] = []
+        for i in ids:
+            p = found.get(str(point_id(i)))
+            if p is None:
+                out.append(None)
+            else:
+                uid, meta = split_payload(p.payload)
+                out.append(Record(uid, p.full, meta))
+        return out
+
+    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
+            metadata: list[dict], replace: bool = False) -> None:
+        from tqdm.auto import tqdm
+        payloads = [payload_for(i, m) for i, m in zip(ids, metadata)]
+        pids = [point_id(i) for i in ids]
+        with self._lock:
+            before = {p.pid: p for p in self._fetch(pids, with_vectors=True)}
+            if before and not replace:
+                raise MatryIndexError(f"id {split_payload(next(iter(before.values())).payload)[0]!r} "
+                                      "is already in the index (use upsert to replace)")
+            self._check_space(len(pids), sum(len(json.dumps(p)) for p in payloads))
+            per_level = level_vectors(vectors, self.levels)
+            batches = range(0, len(pids), self.batch_size)
+            try:
+                for s in tqdm(batches, desc=f"writing to {self.where}", disable=len(batches) < 4, leave=False):
+                    e = s + self.batch_size
+                    self._upsert_batch(pids[s:e], {n: v[s:e] for n, v in per_level.items()}, payloads[s:e])
+            except BaseException as exc:
+                self._undo(pids, before, exc)
+                raise
+
+    def _undo(self, pids: list, before: dict[str, StoredPoint], exc: BaseException) -> None:
+        """Put the store back as it was before a failed write: delete the points the write
+        created, restore the ones it replaced. A failure here is reported, never swallowed."""
+        created = [p for p in pids if str(p) not in before]
+        try:
+            if created:
+                self._delete_points(created)
+            if before:
+                old = list(before.values())
+                full = np.stack([p.full for p in old])
+                self._upsert_batch([_as_pid(p.pid) for p in old], level_vectors(full, self.levels),
+                                   [p.payload for p in old])
+        except Exception as undo_exc:
+            raise MatryIndexError(
+                f"{self.where}: a write of {len(pids)} records failed ({exc!r}) and undoing it failed too "
+                f"({undo_exc!r}): part of that write may be stored; repeat the same upsert once the "
+                "store is healthy to finish it") from exc
+
+    def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
+        with self._lock:
+            self._check_space(0, 0)
+            self._delete_points([point_id(i) for i in ids])
+
+    def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
+        flt, out, offset = compile_filter(filter, self.vocab), [], None
+        with self._read_lock:
+            while True:
+                payloads, offset = self._scroll_page(flt, offset)
+                out.extend(split_payload(p) for p in payloads)
+                if offset is None or not payloads:
+                    return out
+
+    def optimize(self) -> None:
+        """Nothing to do: a Qdrant server builds its graphs in the background (Edge overrides)."""
 
     def coarse_cost(self) -> CoarseCost:
         """Qdrant walks an HNSW graph on the coarse level (brute force below its full-scan
@@ -195,8 +328,17 @@ class FunnelSearch:
         flt = compile_filter(filter, self.vocab)
         # no count() round trip per search: Qdrant returns fewer points when a limit exceeds
         # the collection, so the plan needs no clipping to its size
-        return self._query(funnel_requests(queries, self.levels, plan, k, UNBOUNDED, flt, self.vocab))
+        requests = funnel_requests(queries, self.levels, plan, k, UNBOUNDED, flt, self.vocab)
+        with self._read_lock:
+            return self._query(requests)
 
     def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
         flt = compile_filter(filter, self.vocab)
-        return self._query(exact_requests(queries, self.levels, k, flt, self.vocab))
+        requests = exact_requests(queries, self.levels, k, flt, self.vocab)
+        with self._read_lock:
+            return self._query(requests)
+
+
+def _as_pid(text: str) -> int | str:
+    """A point id back from its string form (ints were stored as ints)."""
+    return int(text) if text.isdigit() else text

@@ -8,23 +8,27 @@ A shard is single-process; :meth:`close` releases it.
 
 Layout: ``<path>/shard/`` (Edge's files) and ``<path>/matry_index.json`` (schema and adaptor
 hash, checked when the shard is reopened).
+
+Disk space: Edge preallocates its write-ahead log segments, vector chunks and payload pages
+as sparse memory-mapped files (32 MiB each) and fills them later; on a full disk that fill is
+a SIGBUS that kills the process. So before the shard is opened and before every write, the
+free space must cover what those files may still claim, the write's own estimate and
+``EDGE_HEADROOM`` for new segments; otherwise the call raises and nothing is written.
 """
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
-from tqdm.auto import tqdm
 
-from .._fs import atomic_write_text
+from .._fs import atomic_write_text, require_free_space, unallocated_bytes
 from .._validation import MatryIndexError
-from ..filters import Node
-from ..ids import UserId
 from . import qdrant_common as qc
-from .base import Hit, Record
+from .base import Hit
 
 def _not_bool(value):
     """qdrant-edge-py 0.9 passes Python bools to the engine as integers, so an equality filter
@@ -41,6 +45,7 @@ VOCAB = qc.Vocabulary(
     match_value=lambda v: qe.MatchValue(_not_bool(v)),
     match_any=lambda vs: qe.MatchAny([_not_bool(v) for v in vs]),
     range=lambda **kw: qe.RangeFloat(**kw),
+    is_empty=lambda key: qe.IsEmptyCondition(key),
     prefetch=lambda vec, using, limit, ef, inner: qe.Prefetch(
         limit=limit, query=qe.Query.Nearest(vec, using=using),
         prefetches=[inner] if inner is not None else None,
@@ -51,31 +56,45 @@ VOCAB = qc.Vocabulary(
         params=qe.SearchParams(exact=True) if exact else None),
 )
 META_FILE = "matry_index.json"
+EDGE_HEADROOM = 96 << 20  # new WAL segments and vector/payload chunks, 32 MiB each
 
 
-class QdrantEdgeBackend(qc.FunnelSearch):
-    """An Edge shard at ``path`` behind the backend protocol (created if absent)."""
+class QdrantEdgeBackend(qc.QdrantStore):
+    """An Edge shard at ``path`` behind the backend protocol (created if absent, unless
+    ``must_exist``, which a load passes so that a moved shard is an error, not a new one)."""
 
     kind = "qdrant-edge"
     vocab = VOCAB
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, path: str | Path,
                  adaptor_hash: str | None = None, hnsw_m: int = 16, ef_construct: int = 100,
-                 full_scan_threshold: int = 10_000, batch_size: int = 512):
+                 full_scan_threshold: int = 10_000, batch_size: int = 512, must_exist: bool = False):
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
         self.names = qc.vector_names(self.levels)
-        self.path, self.batch_size = Path(path), batch_size
+        self.path, self.batch_size = Path(path), int(batch_size)
+        if self.batch_size <= 0:
+            raise MatryIndexError("batch_size must be positive")
         self.options = {"path": str(self.path), "hnsw_m": hnsw_m, "ef_construct": ef_construct,
                         "full_scan_threshold": full_scan_threshold, "batch_size": batch_size}
         self.where = f"Qdrant Edge shard at {self.path}"
+        self._lock = self._read_lock = threading.RLock()  # one shard handle: nothing runs alongside a write
         shard_dir, meta_path = self.path / "shard", self.path / META_FILE
         try:
             if meta_path.exists():
                 qc.check_metadata(json.loads(meta_path.read_text()), self.dim, self.levels, adaptor_hash, self.where)
+                if not (shard_dir / "edge_config.json").is_file():
+                    raise MatryIndexError(f"{self.where}: the shard files are missing (only {META_FILE} is there)")
+                self._check_space(0, 0)
                 self.shard = qe.EdgeShard.load(str(shard_dir))
+            elif must_exist:
+                raise MatryIndexError(f"no matry_index Qdrant Edge shard at {self.path} (was it moved or "
+                                      "deleted?); pass its new location as path=; nothing was created")
             else:
+                if self.path.exists() and not self.path.is_dir():
+                    raise MatryIndexError(f"{self.path} exists and is not a directory")
                 if shard_dir.exists() and any(shard_dir.iterdir()):
                     raise MatryIndexError(f"{self.where} holds a shard without matry_index metadata")
+                require_free_space(self.path, EDGE_HEADROOM + (128 << 20), "a new Qdrant Edge shard")
                 shard_dir.mkdir(parents=True, exist_ok=True)
                 self.shard = qe.EdgeShard.create(str(shard_dir), self._config())
                 atomic_write_text(meta_path, json.dumps(qc.collection_metadata(self.dim, self.levels, adaptor_hash)))
@@ -99,65 +118,65 @@ class QdrantEdgeBackend(qc.FunnelSearch):
         except Exception as exc:  # noqa: BLE001 - Edge reports every failure as Exception
             raise MatryIndexError(f"{self.where}: {exc}") from None
 
-    # --- protocol ----------------------------------------------------------------------
-    def __len__(self) -> int:
+    def _check_space(self, n_points: int, payload_bytes: int) -> None:
+        """Free space for the holes Edge's sparse files may still fill, this write (it lands in
+        the WAL and then in a segment) and new segments; see the module docstring."""
+        estimate = 2 * (n_points * 4 * sum(self.levels) + payload_bytes)
+        require_free_space(self.path, unallocated_bytes(self.path) + estimate + EDGE_HEADROOM,
+                           f"a write of {n_points} points" if n_points else "opening or changing the shard")
+
+    # --- primitives --------------------------------------------------------------------
+    def _count(self) -> int:
         return int(self._run(self.shard.count, qe.CountRequest(exact=True)))
 
-    def _retrieve(self, ids: list[UserId], vectors: bool) -> dict:
-        points = self._run(self.shard.retrieve, [qc.point_id(i) for i in ids], True,
-                           ["full"] if vectors else False)
-        return {str(p.id): p for p in points}
+    def _fetch(self, pids: list, with_vectors: bool) -> list[qc.StoredPoint]:
+        points = self._run(self.shard.retrieve, pids, True, ["full"] if with_vectors else False)
+        return [qc.StoredPoint(str(p.id), p.payload or {},
+                               np.asarray(p.vector["full"], np.float32) if with_vectors else None)
+                for p in points]
 
-    def contains(self, ids: list[UserId], keys: np.ndarray) -> np.ndarray:
-        found = self._retrieve(ids, vectors=False)
-        return np.array([str(qc.point_id(i)) in found for i in ids], bool)
+    def _upsert_batch(self, pids: list, per_level: dict[str, np.ndarray], payloads: list[dict]) -> None:
+        points = [qe.Point(pid, {name: v[r] for name, v in per_level.items()}, payloads[r])
+                  for r, pid in enumerate(pids)]
+        self._run(self.shard.update, qe.UpdateOperation.upsert_points(points))
 
-    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
-            metadata: list[dict], replace: bool = False) -> None:
-        payloads = [qc.payload_for(i, m) for i, m in zip(ids, metadata)]
-        before = self._retrieve(ids, vectors=False) if not replace else {}
-        if before:
-            raise MatryIndexError(f"id {qc.split_payload(next(iter(before.values())).payload)[0]!r} "
-                                  "is already in the index (use upsert to replace)")
-        per_level = qc.level_vectors(vectors, self.levels)
-        points = [qe.Point(qc.point_id(uid), {name: v[r] for name, v in per_level.items()}, payloads[r])
-                  for r, uid in enumerate(ids)]
-        # one update is applied as a unit, so a batch fails or lands whole; batches are
-        # only split for progress on large loads
-        batches = range(0, len(points), self.batch_size)
-        for s in tqdm(batches, desc="writing to Qdrant Edge", disable=len(batches) < 4, leave=False):
-            self._run(self.shard.update, qe.UpdateOperation.upsert_points(points[s:s + self.batch_size]))
+    def _delete_points(self, pids: list) -> None:
+        self._run(self.shard.update, qe.UpdateOperation.delete_points(pids))
 
-    def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
-        self._run(self.shard.update, qe.UpdateOperation.delete_points([qc.point_id(i) for i in ids]))
-
-    def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
-        return qc.ordered_records(ids, self._retrieve(ids, vectors=True))
+    def _scroll_page(self, flt: Any, offset: Any) -> tuple[list[dict], Any]:
+        points, offset = self._run(self.shard.scroll, qe.ScrollRequest(
+            offset=offset, limit=1024, filter=flt, with_payload=True, with_vector=False))
+        return [p.payload or {} for p in points], offset
 
     def _query(self, requests: list) -> list[list[Hit]]:
         results = self._run(self.shard.query_batch, qe.QueryBatchRequest(requests))
         return [qc.to_hits(points) for points in results]
 
-    def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
-        flt, out, offset = qc.compile_filter(filter, VOCAB), [], None
-        while True:
-            points, offset = self._run(self.shard.scroll, qe.ScrollRequest(
-                offset=offset, limit=1024, filter=flt, with_payload=True, with_vector=False))
-            out.extend(qc.split_payload(p.payload) for p in points)
-            if offset is None or not points:
-                return out
-
+    # --- the rest of the protocol ------------------------------------------------------
     def optimize(self) -> None:
         """Build the HNSW graph (Edge does not do it in the background)."""
-        self._run(self.shard.optimize)
+        with self._lock:
+            self._check_space(len(self), 0)
+            self._run(self.shard.optimize)
 
     def save(self, directory: Path) -> dict[str, Any]:
         """Flush the shard to disk; the index keeps its path."""
-        self._run(self.shard.flush)
+        with self._lock:
+            self._run(self.shard.flush)
         return dict(self.options)
 
+    @classmethod
+    def open(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any],
+             adaptor_hash: str | None, connection: dict[str, Any]) -> "QdrantEdgeBackend":
+        """Reopen the shard the index was saved with (``path=`` where it has moved)."""
+        return cls(dim, levels, adaptor_hash=adaptor_hash, must_exist=True, **{**options, **connection})
+
+    def storage_paths(self) -> list[Path]:
+        return [self.path]
+
     def close(self) -> None:
-        try:
-            self.shard.close()
-        except Exception:  # noqa: BLE001 - closing twice is harmless
-            pass
+        with self._lock:
+            try:
+                self.shard.close()
+            except Exception:  # noqa: BLE001 - closing twice is harmless
+                pass

@@ -23,6 +23,7 @@ from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from ..adaptor import MatryoshkaAdaptor
+from ..ids import id_list
 from ..index import MatryoshkaIndex
 
 TEXT_KEY = "_lc_text"
@@ -69,7 +70,11 @@ class MatryoshkaVectorStore(VectorStore):
     # --- writes ------------------------------------------------------------------------
     def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, *,
                   ids: list[str] | None = None, **kwargs: Any) -> list[str]:
+        if isinstance(texts, (str, bytes)):
+            raise ValueError("add_texts needs a list of texts, not a single string")
         texts = list(texts)
+        if ids is not None:
+            ids = id_list(ids)
         if not texts:
             return []
         metadatas = list(metadatas) if metadatas is not None else [{} for _ in texts]
@@ -89,8 +94,9 @@ class MatryoshkaVectorStore(VectorStore):
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         if ids is None:
             raise ValueError("delete needs a list of ids")
+        ids = id_list(ids)
         if self.index is not None and ids:
-            self.index.delete(list(ids), missing_ok=True)
+            self.index.delete(id_list(ids), missing_ok=True)
         return True
 
     # --- reads -------------------------------------------------------------------------
@@ -103,7 +109,7 @@ class MatryoshkaVectorStore(VectorStore):
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         if self.index is None or not ids:
             return []
-        return [self._document(r.id, r.metadata) for r in self.index.get(list(ids)) if r is not None]
+        return [self._document(r.id, r.metadata) for r in self.index.get(id_list(ids)) if r is not None]
 
     def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4,
                                                filter: dict | None = None, **kwargs: Any) -> list[tuple[Document, float]]:

@@ -31,6 +31,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from .._validation import MatryIndexError
 from ..adaptor import MatryoshkaAdaptor
+from ..ids import id_list
 from ..index import MatryoshkaIndex
 
 NODE_ID = "_node_id"
@@ -108,7 +109,7 @@ class MatryoshkaLlamaStore(BasePydanticVectorStore):
     def _scan(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list:
         if self._index is None:
             return []
-        parts = [p for p in (to_matry_filter(filters), {NODE_ID: {"$in": list(node_ids)}} if node_ids else None) if p]
+        parts = [p for p in (to_matry_filter(filters), {NODE_ID: {"$in": id_list(node_ids, "node_ids")}} if node_ids else None) if p]
         return self._index.scan({"$and": parts} if parts else None)
 
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
@@ -128,7 +129,7 @@ class MatryoshkaLlamaStore(BasePydanticVectorStore):
         if self._index is None or len(self._index) == 0:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
         parts = [p for p in (to_matry_filter(query.filters),
-                             {NODE_ID: {"$in": list(query.node_ids)}} if query.node_ids else None) if p]
+                             {NODE_ID: {"$in": id_list(query.node_ids, "node_ids")}} if query.node_ids else None) if p]
         hits = self._index.search(np.asarray(query.query_embedding, np.float32), k=query.similarity_top_k,
                                   filter={"$and": parts} if parts else None)
         return VectorStoreQueryResult(nodes=[metadata_dict_to_node(h.metadata) for h in hits],

@@ -1,0 +1,51 @@
+"""The on-disk form of a set of records, for backends that live in memory.
+
+``vectors.npy`` (float32, one adapted full-dimension vector per row, no pickled objects) and
+``records.jsonl`` (one ``{"id": ..., "metadata": {...}}`` per row, same order). FAISS saves
+itself this way, and so does a Qdrant local-mode collection held in memory: both are plain
+data, safe to open from anyone, and the index's manifest checksums cover them.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .._validation import MatryIndexError
+from ..ids import UserId
+
+VECTORS_FILE = "vectors.npy"
+RECORDS_FILE = "records.jsonl"
+
+
+def write_records(directory: Path, ids: Iterable[UserId], metadata: Iterable[dict | None],
+                  vectors: np.ndarray) -> None:
+    """Write the rows into ``directory`` (the caller makes the directory write atomic)."""
+    np.save(directory / VECTORS_FILE, np.ascontiguousarray(vectors, np.float32), allow_pickle=False)
+    with (directory / RECORDS_FILE).open("w", encoding="utf-8") as fh:
+        for uid, meta in zip(ids, metadata):
+            fh.write(json.dumps({"id": uid, "metadata": meta or {}}, allow_nan=False) + "\n")
+
+
+def read_records(directory: Path, dim: int) -> tuple[list[UserId], list[dict], np.ndarray]:
+    """(ids, metadata, vectors) written by :func:`write_records`, or a clear error."""
+    try:
+        vectors = np.load(directory / VECTORS_FILE, allow_pickle=False)
+        lines = (directory / RECORDS_FILE).read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines]
+        ids = [r["id"] for r in records]
+        metadata = [r["metadata"] or {} for r in records]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MatryIndexError(f"{directory}: cannot read the saved records: {exc!r}") from None
+    if vectors.ndim != 2 or vectors.shape != (len(records), dim) or vectors.dtype != np.float32:
+        raise MatryIndexError(f"{directory}: {len(records)} records of {dim}-d vectors expected, "
+                              f"found vectors of shape {vectors.shape} ({vectors.dtype})")
+    if not np.isfinite(vectors).all():
+        raise MatryIndexError(f"{directory}: the saved vectors hold NaN or inf")
+    if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+        raise MatryIndexError(f"{directory}: the saved ids must be strings or ints")
+    if not all(isinstance(m, dict) for m in metadata):
+        raise MatryIndexError(f"{directory}: the saved metadata entries must be objects")
+    return ids, metadata, np.ascontiguousarray(vectors)

@@ -1,0 +1,21 @@
+"""Helpers shared by the test modules: one way to open an index on each backend."""
+from __future__ import annotations
+
+from matry_index import MatryoshkaIndex
+
+BACKENDS = ["faiss", "qdrant", "qdrant-edge"]
+
+
+def make_index(kind, tmp_path, dim=384, persistent=False, **kw):
+    """An empty index on one backend: FAISS, Qdrant local mode (in memory, or on disk where a
+    test reopens it), or an Edge shard."""
+    if kind == "faiss":
+        return MatryoshkaIndex(dim, coarse=kw.pop("coarse", "hnsw"), **kw)
+    if kind == "qdrant":
+        where = {"path": str(tmp_path / "qdrant")} if persistent else {"location": ":memory:"}
+        return MatryoshkaIndex(dim, backend="qdrant", **where, **kw)
+    return MatryoshkaIndex(dim, backend="qdrant-edge", path=str(tmp_path / "edge"), **kw)
+
+
+def ids_of(hits):
+    return [h.id for h in hits]
