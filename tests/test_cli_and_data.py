@@ -8,7 +8,6 @@ from matry_index import MatryIndexError
 from matry_index.cli import main
 from matry_index.data import load_beir, load_embeddings, save_embeddings
 from matry_index.evaluation import ndcg_at_k, recall_at_k
-from matry_index.filters import matches, parse_filter
 
 from .conftest import SCIFACT
 
@@ -87,20 +86,6 @@ def test_exact_search_reproduces_published_scifact_ndcg(scifact_experiment):
     res = evaluate_levels(scifact_experiment.task("test"), [64, 384])
     assert res[384]["ndcg@10"] == pytest.approx(0.6451, abs=5e-4)
     assert res[64]["ndcg@10"] == pytest.approx(0.484, abs=2e-3)
-
-
-def test_filter_language():
-    meta = {"lang": "en", "year": 2021, "tags": "x"}
-    assert matches(parse_filter({"lang": "en", "year": {"$gte": 2020, "$lt": 2022}}), meta)
-    assert not matches(parse_filter({"year": {"$gt": 2021}}), meta)
-    assert matches(parse_filter({"$or": [{"lang": "de"}, {"tags": {"$in": ["x", "y"]}}]}), meta)
-    assert matches(parse_filter({"$not": {"lang": "de"}}), meta)
-    assert not matches(parse_filter({"missing": {"$gte": 1}}), meta)
-    assert matches(parse_filter({"missing": {"$ne": 1}}), meta)
-    assert parse_filter({}) is None
-    for bad in ({"x": {"$like": 1}}, {"$xor": []}, {"x": {"$gt": "a"}}, ["x"]):
-        with pytest.raises(MatryIndexError):
-            parse_filter(bad)
 
 
 def test_fitting_never_reads_test_qrels(scifact_experiment, monkeypatch):

@@ -376,18 +376,6 @@ def test_qdrant_collection_schema_is_checked_on_open(small_corpus, tmp_path):
     info.close()
 
 
-def test_boolean_filters(backend, tmp_path, rng):
-    idx = make_index(backend, tmp_path, dim=8)
-    vecs = rng.standard_normal((20, 8))
-    idx.add([str(i) for i in range(20)], vecs, [{"flag": i < 3} for i in range(20)])
-    if backend == "qdrant-edge":
-        with pytest.raises(MatryIndexError, match="boolean"):
-            idx.search(vecs[0], k=10, filter={"flag": True})
-    else:
-        assert sorted(ids_of(idx.search(vecs[0], k=10, filter={"flag": True}))) == ["0", "1", "2"]
-    idx.close()
-
-
 def test_scan_lists_matching_records(index, small_corpus):
     ids, _, _ = small_corpus
     assert sorted(i for i, _ in index.scan()) == sorted(ids)

@@ -69,6 +69,7 @@ def _transient(exc: BaseException) -> bool:
     return name.startswith(("httpx.", "httpcore.", "grpc.")) or isinstance(exc, (ConnectionError, TimeoutError))
 
 
+JOURNAL_FILE = "matry_index.journal"
 LOCAL_HEADROOM = 16 << 20     # bytes kept free beyond a write's estimate in local mode on disk
 _POINT_CLASS = ("qdrant_client.http.models.models", "PointStruct")
 
@@ -151,6 +152,7 @@ class QdrantBackend(qc.QdrantStore):
                         "batch_size": batch_size, "prefer_grpc": prefer_grpc}
         self.where = f"Qdrant collection {collection!r} at {url or path or location or ':memory:'}"
         self.in_memory = client is None and not url and not path
+        self.client_is_local = client is None and not url
         self._lock = threading.RLock()
         # local mode is a single-threaded Python emulation: reads take the lock too; a server
         # serves concurrent reads itself
@@ -178,6 +180,7 @@ class QdrantBackend(qc.QdrantStore):
                                   "server?); nothing was created")
         else:
             self._create()
+        self._replay_journal()
 
     def _local(self, **kwargs: Any) -> QdrantClient:
         try:
@@ -221,6 +224,10 @@ class QdrantBackend(qc.QdrantStore):
                    metadata=qc.collection_metadata(self.dim, self.levels, self.adaptor_hash))
 
     # --- primitives --------------------------------------------------------------------
+    def _journal_path(self) -> Path | None:
+        """Local mode on disk commits point by point: the undo journal sits beside its files."""
+        return Path(self.options["path"]) / JOURNAL_FILE if self.options["path"] and self.client_is_local else None
+
     def _count(self) -> int:
         return int(self._call(self.client.count, self.collection, exact=True).count)
 

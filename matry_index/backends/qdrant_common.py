@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._fs import atomic_write_text
 from .._validation import MatryIndexError, normalize_rows
 from ..filters import And, Condition, Node, Not, Or
 from ..funnel import CoarseCost, FunnelPlan
@@ -209,6 +212,7 @@ class QdrantStore:
     """
 
     vocab: Vocabulary
+    dim: int
     levels: tuple[int, ...]
     names: list[str]
     options: dict
@@ -275,36 +279,84 @@ class QdrantStore:
             self._check_space(len(pids), sum(len(json.dumps(p)) for p in payloads))
             per_level = level_vectors(vectors, self.levels)
             batches = range(0, len(pids), self.batch_size)
-            try:
+            with self._undoable(pids, before):
                 for s in tqdm(batches, desc=f"writing to {self.where}", disable=len(batches) < 4, leave=False):
                     e = s + self.batch_size
                     self._upsert_batch(pids[s:e], {n: v[s:e] for n, v in per_level.items()}, payloads[s:e])
-            except BaseException as exc:
-                self._undo(pids, before, exc)
-                raise
 
-    def _undo(self, pids: list, before: dict[str, StoredPoint], exc: BaseException) -> None:
-        """Put the store back as it was before a failed write: delete the points the write
-        created, restore the ones it replaced. A failure here is reported, never swallowed."""
+    def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
+        pids = [point_id(i) for i in ids]
+        with self._lock:
+            self._check_space(0, 0)
+            before = {p.pid: p for p in self._fetch(pids, with_vectors=True)}
+            with self._undoable([], before):
+                self._delete_points(pids)
+
+    # --- all or nothing ---------------------------------------------------------------
+    def _journal_path(self) -> Path | None:
+        """Where an engine on local disk keeps the undo journal of the write in progress
+        (None where the store is in memory or on a server)."""
+        return None
+
+    @contextmanager
+    def _undoable(self, pids: list, before: dict[str, StoredPoint]) -> Iterator[None]:
+        """Run a write so that it lands whole or not at all.
+
+        In-process failures are undone at once. Where the store is on local disk, what the
+        undo needs (the ids the write creates, the points it replaces or deletes) is first
+        written to a journal and fsynced, and removed once the write is complete: a process
+        killed in the middle leaves the journal, and the next open undoes the partial write.
+        """
+        journal = self._journal_path()
         created = [p for p in pids if str(p) not in before]
+        if journal is not None:
+            atomic_write_text(journal, json.dumps({
+                "created": created,
+                "before": [{"pid": p.pid, "payload": p.payload, "full": p.full.tolist()} for p in before.values()]}))
+        try:
+            yield
+        except BaseException as exc:
+            self._undo(created, list(before.values()), exc)
+            raise
+        if journal is not None:
+            journal.unlink(missing_ok=True)
+
+    def _undo(self, created: list, before: list[StoredPoint], exc: BaseException | None) -> None:
+        """Put the store back as it was before a failed write: delete the points the write
+        created, restore the ones it replaced or deleted. A failure here is reported, never
+        swallowed (and where there is a journal it stays, so the next open retries)."""
         try:
             if created:
                 self._delete_points(created)
             if before:
-                old = list(before.values())
-                full = np.stack([p.full for p in old])
-                self._upsert_batch([_as_pid(p.pid) for p in old], level_vectors(full, self.levels),
-                                   [p.payload for p in old])
+                full = np.stack([np.asarray(p.full, np.float32) for p in before])
+                self._upsert_batch([_as_pid(p.pid) for p in before], level_vectors(full, self.levels),
+                                   [p.payload for p in before])
         except Exception as undo_exc:
             raise MatryIndexError(
-                f"{self.where}: a write of {len(pids)} records failed ({exc!r}) and undoing it failed too "
-                f"({undo_exc!r}): part of that write may be stored; repeat the same upsert once the "
-                "store is healthy to finish it") from exc
+                f"{self.where}: a write failed ({exc!r}) and undoing it failed too ({undo_exc!r}): part of "
+                "that write may be stored; reopen the index once the store is healthy (a journal on local "
+                "disk is replayed then) or repeat the same write to finish it") from exc
+        journal = self._journal_path()
+        if journal is not None:
+            journal.unlink(missing_ok=True)
 
-    def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
-        with self._lock:
-            self._check_space(0, 0)
-            self._delete_points([point_id(i) for i in ids])
+    def _replay_journal(self) -> None:
+        """Undo a write that a killed process left half done (called when the store opens)."""
+        journal = self._journal_path()
+        if journal is None or not journal.exists():
+            return
+        try:
+            entry = json.loads(journal.read_text())
+            created = list(entry["created"])
+            before = [StoredPoint(str(p["pid"]), dict(p["payload"]), np.asarray(p["full"], np.float32))
+                      for p in entry["before"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise MatryIndexError(f"{self.where}: the journal of an interrupted write ({journal}) cannot be "
+                                  f"read ({exc}); the store may hold part of that write") from None
+        if any(p.full.shape != (self.dim,) for p in before):
+            raise MatryIndexError(f"{self.where}: the journal {journal} does not match this store's dimension")
+        self._undo(created, before, None)
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
         flt, out, offset = compile_filter(filter, self.vocab), [], None

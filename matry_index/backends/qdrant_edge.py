@@ -56,6 +56,7 @@ VOCAB = qc.Vocabulary(
         params=qe.SearchParams(exact=True) if exact else None),
 )
 META_FILE = "matry_index.json"
+JOURNAL_FILE = "matry_index.journal"
 EDGE_HEADROOM = 96 << 20  # new WAL segments and vector/payload chunks, 32 MiB each
 
 
@@ -86,6 +87,7 @@ class QdrantEdgeBackend(qc.QdrantStore):
                     raise MatryIndexError(f"{self.where}: the shard files are missing (only {META_FILE} is there)")
                 self._check_space(0, 0)
                 self.shard = qe.EdgeShard.load(str(shard_dir))
+                self._replay_journal()
             elif must_exist:
                 raise MatryIndexError(f"no matry_index Qdrant Edge shard at {self.path} (was it moved or "
                                       "deleted?); pass its new location as path=; nothing was created")
@@ -117,6 +119,9 @@ class QdrantEdgeBackend(qc.QdrantStore):
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - Edge reports every failure as Exception
             raise MatryIndexError(f"{self.where}: {exc}") from None
+
+    def _journal_path(self) -> Path:
+        return self.path / JOURNAL_FILE
 
     def _check_space(self, n_points: int, payload_bytes: int) -> None:
         """Free space for the holes Edge's sparse files may still fill, this write (it lands in
