@@ -62,15 +62,37 @@ def level_vectors(vectors: np.ndarray, levels: tuple[int, ...]) -> dict[str, np.
             for name, m in zip(vector_names(levels), levels)}
 
 
-def payload_for(user_id: UserId, metadata: dict) -> dict:
-    if ID_FIELD in metadata:
-        raise MatryIndexError(f"metadata key {ID_FIELD!r} is reserved")
-    return {**metadata, ID_FIELD: user_id}
+EXACT_FIELD = "_matry_exact"    # the metadata as JSON text, where the engine may round floats
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def payload_for(user_id: UserId, metadata: dict, keep_exact_floats: bool = False) -> dict:
+    """The point payload: the metadata (filterable), the user's id, and — where the engine's
+    JSON parser may move a float by a unit in the last place (qdrant-edge-py 0.9) — an exact
+    text copy of metadata that holds floats, which reads return instead."""
+    for reserved in (ID_FIELD, EXACT_FIELD):
+        if reserved in metadata:
+            raise MatryIndexError(f"metadata key {reserved!r} is reserved")
+    payload = {**metadata, ID_FIELD: user_id}
+    if keep_exact_floats and _has_float(metadata):
+        payload[EXACT_FIELD] = json.dumps(metadata, allow_nan=False)
+    return payload
 
 
 def split_payload(payload: dict | None) -> tuple[UserId, dict]:
     payload = dict(payload or {})
-    return payload.pop(ID_FIELD), payload
+    uid = payload.pop(ID_FIELD)
+    exact = payload.pop(EXACT_FIELD, None)
+    return uid, (json.loads(exact) if isinstance(exact, str) else payload)
 
 
 def collection_metadata(dim: int, levels: tuple[int, ...], adaptor_hash: str | None) -> dict:
@@ -220,6 +242,7 @@ class QdrantStore:
     batch_size: int
     _lock: Any
     _read_lock: Any
+    keep_exact_floats = False  # see payload_for
 
     # --- primitives -------------------------------------------------------------------
     def _fetch(self, pids: list, with_vectors: bool) -> list[StoredPoint]:
@@ -269,7 +292,7 @@ class QdrantStore:
     def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
             metadata: list[dict], replace: bool = False) -> None:
         from tqdm.auto import tqdm
-        payloads = [payload_for(i, m) for i, m in zip(ids, metadata)]
+        payloads = [payload_for(i, m, self.keep_exact_floats) for i, m in zip(ids, metadata)]
         pids = [point_id(i) for i in ids]
         with self._lock:
             before = {p.pid: p for p in self._fetch(pids, with_vectors=True)}

@@ -66,6 +66,7 @@ class QdrantEdgeBackend(qc.QdrantStore):
 
     kind = "qdrant-edge"
     vocab = VOCAB
+    keep_exact_floats = True  # qdrant-edge-py 0.9 can move a float payload by one ulp
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, path: str | Path,
                  adaptor_hash: str | None = None, hnsw_m: int = 16, ef_construct: int = 100,

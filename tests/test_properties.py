@@ -1,0 +1,185 @@
+"""Property-based tests of the backend contract: random sequences of add / upsert / delete /
+search / scan / save / load on every backend agree with a plain-Python model of the index.
+
+The model is a dict of id → (unit vector, metadata) and a filter evaluator written here from
+docs/filters.md, independent of :mod:`matry_index.filters`. Hypothesis shrinks any
+disagreement to the shortest sequence of calls that shows it.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from matry_index import FunnelPlan, MatryIndexError, MatryoshkaIndex
+
+from .helpers import BACKENDS
+
+DIM, LEVELS = 8, (4, 8)
+IDS = [f"id{i}" for i in range(12)] + list(range(100, 106))
+TAGS = ["a", "b", "c"]
+
+metadata_strategy = st.fixed_dictionaries(
+    {"n": st.integers(0, 3)},
+    optional={"tag": st.one_of(st.sampled_from(TAGS), st.lists(st.sampled_from(TAGS), max_size=2)),
+              "x": st.floats(-2, 2, allow_nan=False, width=32)})
+
+FILTERS = [
+    {"n": 1}, {"n": 1.0}, {"n": {"$gte": 2}}, {"n": {"$in": [0, 3]}}, {"n": {"$nin": [0]}},
+    {"tag": "a"}, {"tag": {"$in": ["b", "c"]}}, {"tag": {"$ne": "a"}}, {"tag": None},
+    {"x": {"$lt": 0}}, {"$or": [{"n": 0}, {"tag": "c"}]}, {"$not": {"n": {"$lte": 1}}},
+    {"n": {"$gte": 1}, "tag": "b"},
+]
+
+
+def reference_values(meta: dict, field: str) -> list:
+    value = meta.get(field)
+    if value is None:
+        return []
+    return [v for v in value if v is not None] if isinstance(value, list) else [value]
+
+
+def reference_match(flt: dict, meta: dict) -> bool:
+    """docs/filters.md, written out again for the fields these tests use."""
+    for key, spec in flt.items():
+        if key == "$or":
+            ok = any(reference_match(f, meta) for f in spec)
+        elif key == "$not":
+            ok = not reference_match(spec, meta)
+        else:
+            values = reference_values(meta, key)
+            ops = spec if isinstance(spec, dict) else {"$eq": spec}
+            ok = True
+            for op, want in ops.items():
+                if op == "$eq":
+                    ok &= (not values) if want is None else any(v == want for v in values)
+                elif op == "$ne":
+                    ok &= bool(values) if want is None else not any(v == want for v in values)
+                elif op == "$in":
+                    ok &= any(v in want for v in values)
+                elif op == "$nin":
+                    ok &= not any(v in want for v in values)
+                else:
+                    cmp = {"$gt": float.__gt__, "$gte": float.__ge__, "$lt": float.__lt__, "$lte": float.__le__}[op]
+                    ok &= any(cmp(float(v), float(want)) for v in values if isinstance(v, (int, float)))
+        if not ok:
+            return False
+    return True
+
+
+class IndexMachine(RuleBasedStateMachine):
+    kind = "faiss"
+
+    def __init__(self):
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="matry-prop-"))
+        self.index = self._new()
+        self.model: dict = {}
+
+    def _new(self) -> MatryoshkaIndex:
+        if self.kind == "faiss":
+            return MatryoshkaIndex(DIM, levels=LEVELS, coarse="hnsw")
+        if self.kind == "qdrant":
+            return MatryoshkaIndex(DIM, levels=LEVELS, backend="qdrant", location=":memory:")
+        return MatryoshkaIndex(DIM, levels=LEVELS, backend="qdrant-edge", path=str(self.dir / "edge"))
+
+    def teardown(self):
+        self.index.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def _vectors(seed: int, n: int) -> np.ndarray:
+        v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+        return v
+
+    # --- writes ---------------------------------------------------------------------------
+    @rule(ids=st.lists(st.sampled_from(IDS), min_size=1, max_size=5, unique=True),
+          seed=st.integers(0, 2**16), meta=st.lists(metadata_strategy, min_size=5, max_size=5))
+    def add(self, ids, seed, meta):
+        vectors = self._vectors(seed, len(ids))
+        if any(i in self.model for i in ids):
+            with pytest.raises(MatryIndexError, match="already"):
+                self.index.add(ids, vectors, meta[:len(ids)])
+            return
+        self.index.add(ids, vectors, meta[:len(ids)])
+        self._store(ids, vectors, meta)
+
+    @rule(ids=st.lists(st.sampled_from(IDS), min_size=1, max_size=5, unique=True),
+          seed=st.integers(0, 2**16), meta=st.lists(metadata_strategy, min_size=5, max_size=5))
+    def upsert(self, ids, seed, meta):
+        vectors = self._vectors(seed, len(ids))
+        self.index.upsert(ids, vectors, meta[:len(ids)])
+        self._store(ids, vectors, meta)
+
+    def _store(self, ids, vectors, meta):
+        for i, v, m in zip(ids, vectors, meta):
+            self.model[i] = (v.astype(np.float64) / np.linalg.norm(v.astype(np.float64)), m)
+
+    @rule(ids=st.lists(st.sampled_from(IDS), min_size=1, max_size=4, unique=True), missing_ok=st.booleans())
+    def delete(self, ids, missing_ok):
+        if not missing_ok and any(i not in self.model for i in ids):
+            with pytest.raises(MatryIndexError, match="unknown id"):
+                self.index.delete(ids)
+            return
+        self.index.delete(ids, missing_ok=missing_ok)
+        for i in ids:
+            self.model.pop(i, None)
+
+    @rule()
+    def save_and_load(self):
+        self.index.save(self.dir / "ix")
+        self.index.close()
+        self.index = MatryoshkaIndex.load(self.dir / "ix")
+
+    # --- reads ------------------------------------------------------------------------------
+    @precondition(lambda self: self.model)
+    @rule(seed=st.integers(0, 2**16), k=st.integers(1, 6), funnel=st.booleans(),
+          flt=st.one_of(st.none(), st.sampled_from(FILTERS)))
+    def search(self, seed, k, funnel, flt):
+        q = self._vectors(seed, 1)[0]
+        qn = q.astype(np.float64) / np.linalg.norm(q)
+        pool = {i: float(v @ qn) for i, (v, m) in self.model.items() if flt is None or reference_match(flt, m)}
+        want = sorted(pool.values(), reverse=True)[:k]
+        plan = FunnelPlan((len(IDS),)) if funnel else None
+        hits = self.index.search(q, k=k, filter=flt, plan=plan, exact=not funnel)
+        assert len(hits) == len(want)
+        assert all(h.id in pool for h in hits)
+        np.testing.assert_allclose([pool[h.id] for h in hits], want, atol=1e-5)
+        np.testing.assert_allclose([h.score for h in hits], want, atol=1e-5)
+        for h in hits:
+            assert h.metadata == self.model[h.id][1]
+
+    @rule(flt=st.one_of(st.none(), st.sampled_from(FILTERS)))
+    def scan(self, flt):
+        got = sorted(map(str, (i for i, _ in self.index.scan(flt))))
+        want = sorted(str(i) for i, (_, m) in self.model.items() if flt is None or reference_match(flt, m))
+        assert got == want
+
+    @rule(ids=st.lists(st.sampled_from(IDS), min_size=1, max_size=4, unique=True))
+    def get(self, ids):
+        for i, record in zip(ids, self.index.get(ids)):
+            if i not in self.model:
+                assert record is None
+            else:
+                assert record.id == i and record.metadata == self.model[i][1]
+
+    @invariant()
+    def count_matches(self):
+        assert len(self.index) == len(self.model)
+
+
+PROFILE = settings(max_examples=40, stateful_step_count=15, deadline=None,
+                   suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_backend_agrees_with_the_model(kind):
+    machine = type(f"IndexMachine_{kind}", (IndexMachine,), {"kind": kind})
+    machine.TestCase.settings = PROFILE
+    machine.TestCase().runTest()
