@@ -186,6 +186,7 @@ CHILD = textwrap.dedent("""
         idx = MatryoshkaIndex(16, levels=(8, 16), coarse="flat")
         real_write = records.write_records
         def slow_write(*args):              # make each save last long enough to be killed inside
+            print(f"inside {current}", flush=True)
             time.sleep(slow)
             return real_write(*args)
         records.write_records = slow_write
@@ -196,11 +197,12 @@ CHILD = textwrap.dedent("""
         idx = MatryoshkaIndex(16, levels=(8, 16), backend=kind, **options)
         real_batch = idx.backend._upsert_batch
         def slow_batch(*args):              # make each add last long enough to be killed inside
+            print(f"inside {current}", flush=True)
             time.sleep(slow / 10)
             return real_batch(*args)
         idx.backend._upsert_batch = slow_batch
-    for i in range(20):
-        print(f"writing {i}", flush=True)
+    for current in range(20):
+        i = current
         idx.add([f"b{i}-{j}" for j in range(200)], X[i * 200:(i + 1) * 200])
         if kind == "faiss":
             idx.save(root + "/ix")
@@ -219,7 +221,7 @@ def test_a_killed_writer_reopens_to_its_last_acknowledged_state(kind, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
-    for attempt, (wait_for, delay) in enumerate([(1, 0.05), (2, 0.2), (2, 0.35)]):
+    for attempt, (wait_for, delay) in enumerate([(1, 0.0), (2, 0.2), (2, 0.4)]):
         root = tmp_path / f"run{attempt}"
         root.mkdir()
         child = subprocess.Popen([sys.executable, str(script), kind, str(root), "0.5"], stdout=subprocess.PIPE,
@@ -229,8 +231,8 @@ def test_a_killed_writer_reopens_to_its_last_acknowledged_state(kind, tmp_path):
         for line in child.stdout:
             if line.startswith("ack"):
                 acked = int(line.split()[1])
-            if line.strip() == f"writing {wait_for}":
-                time.sleep(delay)  # inside the write (each one lasts about 0.5 s)
+            if line.strip() == f"inside {wait_for}":
+                time.sleep(delay)  # inside the write (each lasts about 0.5 s after its first "inside")
                 child.send_signal(signal.SIGKILL)
                 break
             assert time.monotonic() < deadline, "the child never got going"
