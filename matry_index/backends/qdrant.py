@@ -92,7 +92,9 @@ def verify_local_storage(path: str | Path) -> None:
     """
     for db in sorted(Path(path).glob("collection/*/storage.sqlite")):
         try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            # read-write, as qdrant-client opens it: SQLite must roll back the journal of a
+            # transaction that a killed process left open before anything can be read
+            con = sqlite3.connect(db)
             try:
                 for (blob,) in con.execute("SELECT point FROM points"):
                     point = _PointsOnlyUnpickler(io.BytesIO(blob)).load()
@@ -100,8 +102,10 @@ def verify_local_storage(path: str | Path) -> None:
                         raise pickle.UnpicklingError(f"a stored point is a {type(point).__name__}")
             finally:
                 con.close()
-        except (pickle.UnpicklingError, sqlite3.Error, EOFError, ValueError, TypeError, AttributeError,
-                IndexError, KeyError) as exc:
+        except sqlite3.Error as exc:
+            raise MatryIndexError(f"cannot read Qdrant local storage {db}: {exc}") from None
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+                KeyError) as exc:
             raise MatryIndexError(f"refusing to open Qdrant local storage {path}: {db.name} in "
                                   f"{db.parent.name!r} holds something other than Qdrant points ({exc}); "
                                   "a local-mode folder is code when opened, so only open your own") from None
