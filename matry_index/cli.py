@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 from ._validation import MatryIndexError, clip_levels
-from .inputs import load_matrix, read_jsonl, read_lines
+from .inputs import load_matrix, parse_json_object, read_jsonl, read_lines
 
 DEFAULT_DATA = Path("../shared/data/scifact")
 DEFAULT_LEVELS = "32,64,128,192,256"
@@ -44,36 +44,25 @@ def _levels(text: str) -> tuple[int, ...]:
     return levels
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
-    return value
+def _bounded(convert, accept, expected: str):
+    """An argparse type: ``convert`` the text, then require ``accept(value)``."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
+        return value
+    return parse
 
 
-def _recall(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a recall between 0 and 1; got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a recall between 0 and 1; got {value}")
-    return value
+_positive_int = _bounded(int, lambda v: v > 0, "a positive integer")
+_recall = _bounded(float, lambda v: 0 < v <= 1, "a recall between 0 and 1")
 
 
 def _read_filter(text: str | None) -> dict | None:
-    if not text:
-        return None
-    try:
-        flt = json.loads(text)
-    except ValueError as exc:
-        raise MatryIndexError(f"--filter is not valid JSON: {exc}") from None
-    if not isinstance(flt, dict):
-        raise MatryIndexError(f"--filter must be a JSON object, e.g. '{{\"lang\": \"en\"}}'; got {text!r}")
-    return flt
+    return parse_json_object(text, "--filter") if text else None
 
 
 def _print_tables(results: dict, dims: tuple[int, ...], title: str) -> str:

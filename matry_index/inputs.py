@@ -33,17 +33,18 @@ def read_lines(path: str | Path, what: str) -> list[str]:
         raise MatryIndexError(f"cannot read {what} {path}: {exc}") from None
 
 
+def parse_json_object(text: str, where: str) -> dict:
+    """One JSON object from ``text``; the error says where it came from."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise MatryIndexError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise MatryIndexError(f"{where} must be a JSON object, e.g. {{\"lang\": \"en\"}}; got {text.strip()!r}")
+    return value
+
+
 def read_jsonl(path: str | Path, what: str = "payload file") -> list[dict]:
     """One JSON object per non-blank line; the error names the line that is wrong."""
-    rows = []
-    for number, line in enumerate(read_lines(path, what), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise MatryIndexError(f"{what} {path} line {number} is not JSON: {exc}") from None
-        if not isinstance(row, dict):
-            raise MatryIndexError(f"{what} {path} line {number} is not a JSON object")
-        rows.append(row)
-    return rows
+    return [parse_json_object(line, f"{what} {path} line {number}")
+            for number, line in enumerate(read_lines(path, what), 1) if line.strip()]

@@ -19,3 +19,15 @@ def make_index(kind, tmp_path, dim=384, persistent=False, **kw):
 
 def ids_of(hits):
     return [h.id for h in hits]
+
+
+def fail_on_call(real, n, error):
+    """``real`` wrapped so that its n-th call raises ``error`` instead (calls are counted)."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise error
+        return real(*args, **kwargs)
+    return wrapped

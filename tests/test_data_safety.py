@@ -21,7 +21,7 @@ import pytest
 from matry_index import MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex
 from matry_index.cli import main
 
-from .helpers import BACKENDS, ids_of, make_index
+from .helpers import BACKENDS, fail_on_call, ids_of, make_index
 
 DIM = 16
 
@@ -178,16 +178,22 @@ def _saved_with_url(tmp_path, vectors, url):
     return tmp_path / "ix"
 
 
-def test_load_never_connects_to_a_stored_url_on_its_own(tmp_path, vectors, monkeypatch):
+def record_client_calls(monkeypatch) -> list[dict]:
+    """Replace qdrant-client's QdrantClient with one that records its arguments and never connects."""
     from matry_index.backends import qdrant as qmod
-    saved = _saved_with_url(tmp_path, vectors, "http://attacker.example:6333")
-    seen = []
+    seen: list[dict] = []
 
     class Recorder:
         def __init__(self, **kwargs):
             seen.append(kwargs)
             raise ConnectionError("not connecting in a test")
     monkeypatch.setattr(qmod, "QdrantClient", Recorder)
+    return seen
+
+
+def test_load_never_connects_to_a_stored_url_on_its_own(tmp_path, vectors, monkeypatch):
+    saved = _saved_with_url(tmp_path, vectors, "http://attacker.example:6333")
+    seen = record_client_calls(monkeypatch)
     monkeypatch.setenv("QDRANT_API_KEY", "secret-key")
     with pytest.raises(MatryIndexError, match="does not choose"):
         MatryoshkaIndex.load(saved)
@@ -255,14 +261,8 @@ def test_failure_in_a_later_batch_undoes_the_earlier_ones(kind, replace, tmp_pat
     idx.backend.batch_size = 4
     before = state(idx, vectors[:3])
     stored_before = {r.id: (r.vector.copy(), r.metadata) for r in idx.get([f"d{i}" for i in range(20)])}
-    real, calls = idx.backend._upsert_batch, []
-
-    def flaky(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("connection reset")
-        return real(*args)
-    monkeypatch.setattr(idx.backend, "_upsert_batch", flaky)
+    monkeypatch.setattr(idx.backend, "_upsert_batch",
+                        fail_on_call(idx.backend._upsert_batch, 3, OSError("connection reset")))
     ids = [f"d{i}" for i in range(10, 30)] if replace else [f"n{i}" for i in range(20)]
     write = idx.upsert if replace else idx.add
     with pytest.raises(OSError, match="connection reset"):
@@ -278,18 +278,8 @@ def test_failure_in_a_later_batch_undoes_the_earlier_ones(kind, replace, tmp_pat
 def test_a_failed_undo_is_reported_not_swallowed(tmp_path, vectors, monkeypatch):
     idx = filled("qdrant", tmp_path, vectors, persistent=False, n=8)
     idx.backend.batch_size = 4
-
-    def fail(*args):
-        raise OSError("server gone")
-    real, calls = idx.backend._upsert_batch, []
-
-    def second_fails(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise OSError("write failed")
-        return real(*args)
-    monkeypatch.setattr(idx.backend, "_upsert_batch", second_fails)
-    monkeypatch.setattr(idx.backend, "_delete_points", fail)
+    monkeypatch.setattr(idx.backend, "_upsert_batch", fail_on_call(idx.backend._upsert_batch, 2, OSError("write failed")))
+    monkeypatch.setattr(idx.backend, "_delete_points", fail_on_call(idx.backend._delete_points, 1, OSError("server gone")))
     with pytest.raises(MatryIndexError, match="undoing it failed too"):
         idx.add([f"n{i}" for i in range(8)], vectors[10:18])
 
@@ -462,13 +452,7 @@ def test_adaptor_with_non_finite_weights_is_refused(tmp_path, rng):
 # --- 15: fractional timeouts -------------------------------------------------------------------
 def test_fractional_timeout_reaches_the_client(monkeypatch):
     from matry_index.backends import qdrant as qmod
-    seen = []
-
-    class Recorder:
-        def __init__(self, **kwargs):
-            seen.append(kwargs)
-            raise ConnectionError("not connecting in a test")
-    monkeypatch.setattr(qmod, "QdrantClient", Recorder)
+    seen = record_client_calls(monkeypatch)
     with pytest.raises(ConnectionError):
         qmod.QdrantBackend(DIM, (8, 16), url="http://127.0.0.1:9", timeout=0.5)
     assert seen[0]["timeout"] == 0.5

@@ -28,7 +28,7 @@ import pytest
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex
 from matry_index._fs import recover_directory
 
-from .helpers import BACKENDS, ids_of, make_index
+from .helpers import BACKENDS, fail_on_call, ids_of, make_index
 
 DIM, LEVELS = 16, (8, 16)
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +71,17 @@ def _index(kind, tmp_path, rng):
     return index, vectors
 
 
+def _saved_despite(monkeypatch, n: int, save) -> bool:
+    """Run ``save()`` with the n-th filesystem call failing; whether it completed anyway."""
+    with monkeypatch.context() as m:
+        FailNth(m, n)
+        try:
+            save()
+        except Injected:
+            return False
+    return True
+
+
 def _save_calls(index, tmp_path, monkeypatch) -> int:
     with monkeypatch.context() as m:
         counter = FailNth(m, None)
@@ -90,25 +101,19 @@ def test_a_save_failing_at_any_step_keeps_the_previous_save(kind, tmp_path, monk
     total = _save_calls(index, tmp_path, monkeypatch)
     assert total >= 8
     for n in range(1, total + 1):
-        with monkeypatch.context() as m:
-            FailNth(m, n)
-            try:
-                index.save(tmp_path / "ix")
-                completed = True
-            except Injected:
-                completed = False
+        completed = _saved_despite(monkeypatch, n, lambda: index.save(tmp_path / "ix"))
         assert _snapshot(index, queries) == current, n
         leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".ix.tmp")]
         assert leftovers == [], (n, leftovers)
-        if kind == "faiss" or kind == "qdrant":  # the save holds the records
+        if kind in ("faiss", "qdrant"):  # the save holds the records
             loaded = MatryoshkaIndex.load(tmp_path / "ix")
             assert _snapshot(loaded, queries) == (current if completed else saved), n
             loaded.close()
-        if completed:  # a failure it could shrug off (an fsync of a directory): now the saved state
-            saved = current
         else:  # an Edge shard persists on its own (and is held open here); the save holds how to reopen it
             recover_directory(tmp_path / "ix")  # what a load does first
-            assert MatryoshkaIndex._read_manifest(tmp_path / "ix")["count"] in (40, 41)
+            assert MatryoshkaIndex._read_manifest(tmp_path / "ix")["count"] == (41 if completed else saved[0]), n
+        if completed:  # a failure it could shrug off (an fsync of a directory): now the saved state
+            saved = current
     index.close()
 
 
@@ -117,13 +122,7 @@ def test_an_adaptor_save_failing_at_any_step_keeps_the_previous_one(tmp_path, mo
     second = MatryoshkaAdaptor(DIM, LEVELS, rotation=np.linalg.qr(rng.standard_normal((DIM, DIM)))[0])
     first.save(tmp_path / "a")
     for n in range(1, 12):
-        with monkeypatch.context() as m:
-            FailNth(m, n)
-            try:
-                second.save(tmp_path / "a")
-                done = True
-            except Injected:
-                done = False
+        done = _saved_despite(monkeypatch, n, lambda: second.save(tmp_path / "a"))
         assert MatryoshkaAdaptor.load(tmp_path / "a").content_hash == \
             (second if done else first).content_hash
         if done:
@@ -141,15 +140,8 @@ def test_an_add_failing_at_any_batch_changes_nothing(kind, upsert, tmp_path, mon
     ids = [f"d{i}" for i in range(20, 40)] + [f"n{i}" for i in range(10)] if upsert else [f"n{i}" for i in range(30)]
     real = index.backend._upsert_batch
     for n in range(1, 6):
-        calls = []
-
-        def flaky(*args, n=n, calls=calls):
-            calls.append(1)
-            if len(calls) == n:
-                raise Injected(f"batch {n}")
-            return real(*args)
         with monkeypatch.context() as m:
-            m.setattr(index.backend, "_upsert_batch", flaky)
+            m.setattr(index.backend, "_upsert_batch", fail_on_call(real, n, Injected(f"batch {n}")))
             with pytest.raises(Injected):
                 (index.upsert if upsert else index.add)(ids, vectors[20:50], [{"new": n}] * 30)
         assert _snapshot(index, queries) == before, n
