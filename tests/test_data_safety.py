@@ -505,3 +505,28 @@ def test_cli_user_errors_are_one_line_with_exit_code_2(built, argv, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err, err
     assert (built / "x.npy").exists()
+
+
+# --- a new store is never created among someone else's files ----------------------------------
+@pytest.mark.parametrize("kind", ["qdrant", "qdrant-edge"])
+def test_a_new_store_refuses_a_directory_with_foreign_files(kind, tmp_path):
+    folder = tmp_path / ("qdrant" if kind == "qdrant" else "edge")
+    folder.mkdir()
+    (folder / "photos.zip").write_bytes(b"mine")
+    with pytest.raises(MatryIndexError, match="already holds files"):
+        make_index(kind, tmp_path, dim=DIM, persistent=True, levels=(8, 16))
+    assert sorted(os.listdir(folder)) == ["photos.zip"]
+
+
+def test_crafted_backend_options_are_an_error_not_a_crash(tmp_path, vectors):
+    from matry_index.index import MANIFEST, _manifest_digest
+    index = filled("qdrant-edge", tmp_path, vectors)
+    index.save(tmp_path / "ix")
+    index.close()
+    path = tmp_path / "ix" / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["backend_options"]["run_this"] = "rm -rf /"
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(MatryIndexError, match="cannot reopen"):
+        MatryoshkaIndex.load(tmp_path / "ix")

@@ -47,7 +47,10 @@ def open_saved(kind: str, directory: Path, dim: int, levels: tuple[int, ...], op
     (a moved shard's ``path``, a server's ``url`` and ``api_key``)."""
     if not isinstance(options, dict):
         raise MatryIndexError(f"{directory}: the saved backend options are not an object")
-    return _backend_class(kind).open(directory, dim, levels, options, adaptor_hash, dict(connection or {}))
+    try:
+        return _backend_class(kind).open(directory, dim, levels, options, adaptor_hash, dict(connection or {}))
+    except TypeError as exc:  # an option the backend does not take, saved or passed
+        raise MatryIndexError(f"{directory}: cannot reopen the {kind} backend with these options: {exc}") from None
 
 
 __all__ = ["Backend", "Hit", "Record", "KINDS", "create", "open_saved"]

@@ -171,8 +171,12 @@ class QdrantBackend(qc.QdrantStore):
             if must_exist and not (Path(path) / "meta.json").is_file():
                 raise MatryIndexError(f"no Qdrant local storage at {path} (was it moved or deleted?); "
                                       "pass its new location as path=")
+            folder = Path(path)
+            if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / "meta.json").is_file())):
+                raise MatryIndexError(f"{path} already holds files that are not Qdrant local storage "
+                                      "(nothing was written); give a new or empty directory")
             verify_local_storage(path)
-            Path(path).mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
             self.client = self._local(path=str(path))
         else:
             self.client = self._local(location=location or ":memory:")

@@ -95,8 +95,9 @@ class QdrantEdgeBackend(qc.QdrantStore):
             else:
                 if self.path.exists() and not self.path.is_dir():
                     raise MatryIndexError(f"{self.path} exists and is not a directory")
-                if shard_dir.exists() and any(shard_dir.iterdir()):
-                    raise MatryIndexError(f"{self.where} holds a shard without matry_index metadata")
+                if self.path.is_dir() and any(self.path.iterdir()):
+                    raise MatryIndexError(f"{self.path} already holds files that are not a matry_index "
+                                          "Qdrant Edge shard (nothing was written); give a new or empty directory")
                 require_free_space(self.path, EDGE_HEADROOM + (128 << 20), "a new Qdrant Edge shard")
                 shard_dir.mkdir(parents=True, exist_ok=True)
                 self.shard = qe.EdgeShard.create(str(shard_dir), self._config())
