@@ -67,12 +67,25 @@ def _normalize_scaled(x: np.ndarray) -> np.ndarray:
     return (scaled / np.where(norms > 0, norms, 1.0)).astype(x.dtype, copy=False)
 
 
-def check_nonzero(x: np.ndarray, name: str = "vectors") -> None:
-    """Refuse all-zero rows: they have no direction, so no cosine to rank by."""
-    zero = ~np.any(x != 0, axis=1)
+def unit_rows(x: np.ndarray, name: str = "vectors") -> np.ndarray:
+    """``x`` L2-normalised row by row, refusing all-zero rows (no direction, no cosine).
+
+    The norm that normalises is also the zero check, so the common single query pays for one
+    dot product; rows whose squares overflow or underflow take :func:`_normalize_scaled`.
+    """
+    if len(x) == 1:
+        sq = float(x[0] @ x[0])
+        if 0.0 < sq < float("inf"):
+            return x / np.float32(np.sqrt(sq))
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.all((norms > 0) & np.isfinite(norms)):
+        return x / norms
+    out = _normalize_scaled(x)
+    zero = ~np.any(out != 0, axis=1)
     if zero.any():
         raise MatryIndexError(f"{name} row {int(np.argmax(zero))} is all zeros "
                               f"({int(zero.sum())} such row(s)): a zero vector has no direction to search by")
+    return out
 
 
 def check_levels(levels: Any, dim: int) -> tuple[int, ...]:

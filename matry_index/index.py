@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._fs import atomic_directory, recover_directory
-from ._validation import MatryIndexError, as_matrix, check_nonzero, clip_levels, normalize_rows
+from ._validation import MatryIndexError, as_matrix, clip_levels, normalize_rows, unit_rows
 from .adaptor.model import AdaptorMismatchError, MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record
 from .filters import parse_filter
@@ -118,15 +118,12 @@ class MatryoshkaIndex:
         Normalising first makes the index scale-free (cosine search), keeps a huge but finite
         vector from overflowing, and feeds the adaptor the unit vectors it was fitted to.
         """
-        x = as_matrix(vectors, dim=self.dim, name=name)
-        check_nonzero(x, name)
-        x = normalize_rows(x)
+        x = unit_rows(as_matrix(vectors, dim=self.dim, name=name), name)
         if self.adaptor is None:
             return x
         z = self.adaptor.transform(x)
         if not np.isfinite(z).all():
             raise MatryIndexError(f"the adaptor turned some {name} into NaN or inf")
-        check_nonzero(z, f"adapted {name}")
         return z
 
     def adapt(self, vectors: Any) -> np.ndarray:
