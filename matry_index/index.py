@@ -157,27 +157,37 @@ class MatryoshkaIndex:
         metadata = [clean_metadata(m, f"entry {i}") for i, m in enumerate(metadata)]
         return ids, keys, x, metadata
 
+    def _check_existing(self, ids: list[UserId], keys: np.ndarray, replace: bool) -> None:
+        """The one check of stored ids before a write (called under the write lock): an add
+        refuses any stored id, and no write may reuse a key that a different id holds."""
+        for uid, stored in zip(ids, self.backend.stored_ids(ids, keys)):
+            if stored is None:
+                continue
+            if stored != uid:
+                raise MatryIndexError(f"id {uid!r} collides with stored id {stored!r} (same 63-bit key); "
+                                      "use another id")
+            if not replace:
+                raise MatryIndexError(f"id {uid!r} is already in the index (use upsert to replace records)")
+
     def add(self, ids: Sequence[UserId], vectors: Any, metadata: Sequence[dict] | None = None) -> None:
         """Add new records. Existing ids are refused (see :meth:`upsert`); all or nothing."""
         ids, keys, x, metadata = self._prepare(ids, vectors, metadata)
         with self._write_lock:  # the check and the write are one step for other threads
-            present = self.backend.contains(ids, keys)
-            if present.any():
-                raise MatryIndexError(f"id {ids[int(np.argmax(present))]!r} is already in the index "
-                                      "(use upsert to replace records)")
-            self.backend.add(ids, keys, x, metadata, replace=False)
+            self._check_existing(ids, keys, replace=False)
+            self.backend.add(ids, keys, x, metadata)
 
     def upsert(self, ids: Sequence[UserId], vectors: Any, metadata: Sequence[dict] | None = None) -> None:
         """Add records, replacing any with the same id; all or nothing."""
         ids, keys, x, metadata = self._prepare(ids, vectors, metadata)
         with self._write_lock:
-            self.backend.add(ids, keys, x, metadata, replace=True)
+            self._check_existing(ids, keys, replace=True)
+            self.backend.add(ids, keys, x, metadata)
 
     def delete(self, ids: Sequence[UserId], missing_ok: bool = False) -> None:
         """Delete records by id. Unknown ids raise (nothing is deleted) unless ``missing_ok``."""
         ids, keys = keys_for(ids)
         with self._write_lock:
-            present = self.backend.contains(ids, keys)
+            present = np.array([s == i for i, s in zip(ids, self.backend.stored_ids(ids, keys))], bool)
             if not missing_ok and not present.all():
                 raise MatryIndexError(f"unknown id {ids[int(np.argmin(present))]!r}; nothing was deleted")
             if present.any():

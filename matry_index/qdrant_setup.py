@@ -65,7 +65,7 @@ def setup_collection(*, adaptor: MatryoshkaAdaptor | str | Path | None = None, d
             index.upsert(id_list[s:e], np.asarray(vectors[s:e]), meta[s:e] if meta else None)
             loaded += e - s
         index.optimize()
-    report = {"backend": backend, "where": getattr(index.backend, "where", "in process"), "dim": dim,
+    report = {"backend": backend, "where": index.backend.where, "dim": dim,
               "levels": list(index.levels), "adaptor_hash": index.adaptor_hash,
               "count_before": before, "ingested": loaded, "count": len(index)}
     return index, report

@@ -150,16 +150,17 @@ def test_an_add_failing_at_any_batch_changes_nothing(kind, upsert, tmp_path, mon
 
 @pytest.mark.parametrize("step", ["level_norms", "_reserve", "_sync_coarse"])
 def test_a_faiss_add_failing_at_any_step_changes_nothing(step, tmp_path, monkeypatch, rng):
-    from matry_index.backends import faiss as faiss_backend
+    from matry_index.backends import rows as row_store
     index, vectors = _index("faiss", tmp_path, rng)
     before = _snapshot(index, vectors[50:53])
 
     def boom(*args, **kwargs):
         raise Injected(step)
     if step == "level_norms":
-        monkeypatch.setattr(faiss_backend, "level_norms", boom)
+        monkeypatch.setattr(row_store, "level_norms", boom)
     else:
-        monkeypatch.setattr(index.backend, step, boom)
+        owner = index.backend.rows if step == "_reserve" else index.backend
+        monkeypatch.setattr(owner, step, boom)
     with pytest.raises(Injected):
         index.upsert(["d1", "new"], vectors[45:47])
     monkeypatch.undo()

@@ -35,10 +35,7 @@ def create(kind: str, dim: int, levels: tuple[int, ...], adaptor_hash: str | Non
     Engines that keep their own data (Qdrant) record ``adaptor_hash`` with it and refuse to
     reopen under another adaptor; FAISS lives inside the index directory, whose manifest does.
     """
-    cls = _backend_class(kind)
-    if kind == "faiss":
-        return cls(dim, levels, **options)
-    return cls(dim, levels, adaptor_hash=adaptor_hash, **options)
+    return _backend_class(kind)(dim, levels, adaptor_hash=adaptor_hash, **options)
 
 
 def open_saved(kind: str, directory: Path, dim: int, levels: tuple[int, ...], options: dict,

@@ -43,6 +43,7 @@ class Backend(Protocol):
     """Storage + funnel search over several prefix levels of adapted vectors."""
 
     kind: str
+    where: str  # a human name of where the data lives ("in process", a path, a URL)
     dim: int
     levels: tuple[int, ...]
 
@@ -53,15 +54,17 @@ class Backend(Protocol):
         own data, the store it names). Never creates an empty store in place of a missing one;
         ``connection`` holds what the caller passes to override the saved options."""
 
-    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
-            metadata: list[dict], replace: bool = False) -> None:
-        """Store new records; with ``replace``, existing keys are overwritten. All or nothing."""
+    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray, metadata: list[dict]) -> None:
+        """Store records, replacing any stored under the same keys; all or nothing. The index
+        has already checked the ids against :meth:`stored_ids` (no backend checks again)."""
 
     def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
         """Remove stored records (the index has checked that they exist)."""
 
-    def contains(self, ids: list[UserId], keys: np.ndarray) -> np.ndarray:
-        """Boolean mask: which records are stored."""
+    def stored_ids(self, ids: list[UserId], keys: np.ndarray) -> list[UserId | None]:
+        """The user id stored under each record's address (None where nothing is): the id
+        itself, or — where an engine addresses records by a hash of the id — whichever id
+        holds that hash."""
 
     def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
         """Stored records in the given order (None where absent)."""

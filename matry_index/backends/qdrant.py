@@ -316,7 +316,9 @@ class QdrantBackend(qc.QdrantStore):
             backend = cls(dim, levels, adaptor_hash=adaptor_hash, **opts)
             ids, meta, vectors = saved_records.read_records(directory, dim)
             if ids:
-                backend.add(ids, np.zeros(len(ids), np.int64), vectors, meta, replace=False)
+                backend.add(ids, np.zeros(len(ids), np.int64), vectors, meta)
+            if len(backend) != len(ids):
+                raise MatryIndexError(f"{directory}: the saved records repeat an id")
             return backend
         return cls(dim, levels, adaptor_hash=adaptor_hash, must_exist=True, **opts)
 

@@ -271,10 +271,11 @@ class QdrantStore:
         with self._read_lock:
             return self._count()
 
-    def contains(self, ids: list[UserId], keys: np.ndarray) -> np.ndarray:
+    def stored_ids(self, ids: list[UserId], keys: np.ndarray) -> list[UserId | None]:
         with self._read_lock:
-            found = {p.pid for p in self._fetch([point_id(i) for i in ids], with_vectors=False)}
-        return np.array([str(point_id(i)) in found for i in ids], bool)
+            found = {p.pid: split_payload(p.payload)[0] for p in self._fetch([point_id(i) for i in ids],
+                                                                             with_vectors=False)}
+        return [found.get(str(point_id(i))) for i in ids]
 
     def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
         with self._read_lock:
@@ -289,16 +290,12 @@ class QdrantStore:
                 out.append(Record(uid, p.full, meta))
         return out
 
-    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray,
-            metadata: list[dict], replace: bool = False) -> None:
+    def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray, metadata: list[dict]) -> None:
         from tqdm.auto import tqdm
         payloads = [payload_for(i, m, self.keep_exact_floats) for i, m in zip(ids, metadata)]
         pids = [point_id(i) for i in ids]
         with self._lock:
             before = {p.pid: p for p in self._fetch(pids, with_vectors=True)}
-            if before and not replace:
-                raise MatryIndexError(f"id {split_payload(next(iter(before.values())).payload)[0]!r} "
-                                      "is already in the index (use upsert to replace)")
             self._check_space(len(pids), sum(len(json.dumps(p)) for p in payloads))
             per_level = level_vectors(vectors, self.levels)
             batches = range(0, len(pids), self.batch_size)

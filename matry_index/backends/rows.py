@@ -1,0 +1,151 @@
+"""The FAISS backend's records: parallel arrays addressed by row number.
+
+A row holds one record: its adapted vector (float32, L2-normalised), its norm at every prefix
+level, its int64 key, a live flag, whether it has metadata, and — in Python lists beside the
+arrays — the user's id and metadata. Rows are append-only: a delete or a replacement is a
+tombstone (an HNSW graph cannot remove points), and :meth:`RowStore.compact` rewrites the
+arrays without the dead rows. This class is the only code that keeps the arrays, the lists
+and the key → row map in step.
+
+An append is two steps so a caller can build derived structures on the new rows before they
+become visible: :meth:`RowStore.stage` writes them after the last row, then
+:meth:`RowStore.commit` makes them the records of their keys (tombstoning what they replace),
+or :meth:`RowStore.unstage` forgets them.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..ids import UserId, key_for
+from .base import Hit, Record, level_norms
+
+
+class RowStore:
+    """Records of ``dim``-d vectors with prefix norms at ``levels``."""
+
+    def __init__(self, dim: int, levels: tuple[int, ...]):
+        self.dim, self.levels = int(dim), tuple(levels)
+        self.vectors = np.empty((0, self.dim), np.float32)
+        self.norms = np.empty((0, len(self.levels)), np.float32)
+        self.keys = np.empty(0, np.int64)
+        self.live = np.empty(0, bool)
+        self.has_meta = np.empty(0, bool)
+        self.n = 0                               # rows in use, dead ones included
+        self.ids: list[UserId] = []
+        self.meta: list[dict | None] = []
+        self.int_ids = True                      # every id an int (= its key): hits read ids from keys
+        self.row_of: dict[int, int] = {}
+        self.version = 0                         # bumped by every change of the records
+
+    @classmethod
+    def from_records(cls, dim: int, levels: tuple[int, ...], ids: list[UserId], metadata: list[dict],
+                     vectors: np.ndarray) -> "RowStore":
+        """A store holding saved records (``vectors`` already normalised), all live."""
+        store = cls(dim, levels)
+        n = len(ids)
+        store.vectors, store.norms = vectors, level_norms(vectors, store.levels)
+        store.keys = np.fromiter((key_for(i) for i in ids), np.int64, count=n)
+        store.live = np.ones(n, bool)
+        store.n = n
+        store._set_records(ids, [m or None for m in metadata])
+        return store
+
+    def _set_records(self, ids: list[UserId], meta: list[dict | None]) -> None:
+        """Rebuild everything derived from the rows' keys, ids and metadata (rows 0..n-1 live)."""
+        self.ids, self.meta = ids, meta
+        self.has_meta = np.fromiter((bool(m) for m in meta), bool, count=len(meta))
+        self.int_ids = all(isinstance(i, int) for i in ids)
+        self.row_of = {int(k): r for r, k in enumerate(self.keys[:self.n])}
+        self.version += 1
+
+    # --- size -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Live records."""
+        return len(self.row_of)
+
+    @property
+    def dead(self) -> int:
+        return self.n - len(self.row_of)
+
+    def row(self, key: int) -> int | None:
+        return self.row_of.get(int(key))
+
+    # --- writes ---------------------------------------------------------------------------
+    def _reserve(self, extra: int) -> None:
+        need = self.n + extra
+        if need <= len(self.vectors):
+            return
+        cap = max(need, 2 * len(self.vectors), 1024)
+
+        def grow(arr: np.ndarray) -> np.ndarray:
+            out = np.empty((cap,) + arr.shape[1:], arr.dtype)
+            out[: self.n] = arr[: self.n]
+            return out
+        self.vectors, self.norms, self.keys, self.live, self.has_meta = map(
+            grow, (self.vectors, self.norms, self.keys, self.live, self.has_meta))
+
+    def stage(self, keys: np.ndarray, vectors: np.ndarray, metadata: list[dict]) -> slice:
+        """Write rows after the last one (not yet the records of their keys); their slice."""
+        old_n = self.n
+        self._reserve(len(keys))
+        rows = slice(old_n, old_n + len(keys))
+        self.vectors[rows], self.norms[rows] = vectors, level_norms(vectors, self.levels)
+        self.keys[rows], self.live[rows] = keys, True
+        self.has_meta[rows] = [bool(m) for m in metadata]
+        self.n = rows.stop
+        return rows
+
+    def unstage(self, rows: slice) -> None:
+        """Forget rows written by :meth:`stage` and not committed."""
+        self.n = rows.start
+
+    def commit(self, rows: slice, ids: list[UserId], metadata: list[dict]) -> None:
+        """Make staged rows the records of their keys; rows they replace become tombstones."""
+        keys = self.keys[rows]
+        replaced = [r for r in (self.row_of.get(int(k)) for k in keys) if r is not None]
+        self.live[replaced] = False
+        self.row_of.update((int(k), r) for r, k in zip(range(rows.start, rows.stop), keys))
+        self.ids.extend(ids)
+        self.meta.extend(m or None for m in metadata)
+        self.int_ids = self.int_ids and all(isinstance(i, int) for i in ids)
+        self.version += 1
+
+    def tombstone(self, keys: Iterable[int]) -> None:
+        """Delete the records of ``keys`` (unknown keys are ignored)."""
+        rows = [self.row_of.pop(int(k)) for k in keys if int(k) in self.row_of]
+        self.live[rows] = False
+        self.version += 1
+
+    def compact(self) -> None:
+        """Rewrite the arrays without tombstoned rows (row numbers change)."""
+        keep = np.flatnonzero(self.live[: self.n])
+        self.vectors, self.norms = self.vectors[keep].copy(), self.norms[keep].copy()
+        self.keys, self.live = self.keys[keep].copy(), np.ones(len(keep), bool)
+        self.n = len(keep)
+        self._set_records([self.ids[r] for r in keep], [self.meta[r] for r in keep])
+
+    # --- reads ----------------------------------------------------------------------------
+    def record(self, key: int) -> Record | None:
+        row = self.row_of.get(int(key))
+        if row is None:
+            return None
+        return Record(self.ids[row], self.vectors[row].copy(), dict(self.meta[row] or {}))
+
+    def metadata_of(self, row: int) -> dict:
+        return self.meta[row] or {}
+
+    def hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
+        """Hits for result rows (-1 = none).
+
+        Touches as few scattered Python objects as it can: right after a search has streamed
+        through the index each one is a cache miss, and for one query these misses cost
+        more than the rest of the Python around the search. Int ids are read from the packed
+        key array (an int id is its own key), metadata only where a record has some.
+        """
+        row_list = rows.tolist()
+        ids = self.keys.take(rows).tolist() if self.int_ids else [self.ids[r] for r in row_list]
+        meta = self.meta
+        return [Hit(i, s, dict(meta[r]) if m else {}) for i, r, s, m in
+                zip(ids, row_list, scores.tolist(), self.has_meta.take(rows).tolist()) if r >= 0]
