@@ -22,7 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from matry_index.adaptor.training import TrainConfig, fit_supervised, fit_unsupervised  # noqa: E402
+from matry_index.adaptor import TrainConfig, fit_supervised, fit_unsupervised  # noqa: E402
 from matry_index.evaluation import PCARotation, evaluate_levels  # noqa: E402
 from matry_index.evaluation.report import markdown_table  # noqa: E402
 from matry_index.experiment import load_experiment  # noqa: E402

@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from ablation import LEVELS, dev_split  # noqa: E402
-from matry_index.adaptor.training import TrainConfig, fit_unsupervised  # noqa: E402
+from matry_index.adaptor import TrainConfig, fit_unsupervised  # noqa: E402
 from matry_index.evaluation import PCARotation, agreement_with_full, evaluate_levels  # noqa: E402
 from matry_index.experiment import load_experiment  # noqa: E402
 

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from matry_index._fs import atomic_write_text  # noqa: E402
-from matry_index.adaptor.training import TrainConfig  # noqa: E402
+from matry_index.adaptor import TrainConfig  # noqa: E402
 from matry_index.evaluation import average_over_queries, mean_over_runs, paired_difference  # noqa: E402
 from matry_index.evaluation.report import difference_table, markdown_table, plot, summarize  # noqa: E402
 from matry_index.experiment import compare, fit_adaptors, load_experiment  # noqa: E402

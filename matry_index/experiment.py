@@ -14,7 +14,7 @@ import numpy as np
 
 from ._validation import MatryIndexError
 from .adaptor import MatryoshkaAdaptor
-from .adaptor.training import TrainResult
+from .adaptor.config import TrainResult
 from .data import BeirDataset, EmbeddingSet, load_beir, load_embeddings, save_embeddings
 from .evaluation import PCARotation, RetrievalTask, evaluate_levels, evaluate_levels_per_query, task_from_beir
 
@@ -80,7 +80,7 @@ def fit_adaptors(exp: Experiment, seed: int = 0, supervised: bool = True,
     Only the train split is read: its query vectors as anchors and, for the supervised
     stage, its relevance judgements.
     """
-    from .adaptor.training import TrainConfig, fit_supervised, fit_unsupervised
+    from .adaptor import TrainConfig, fit_supervised, fit_unsupervised
 
     cfg = TrainConfig(seed=seed, **({"levels": tuple(levels)} if levels else {})).with_overrides(**overrides)
     train_q, triples = exp.relevance("train")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from matry_index import MatryIndexError, MatryoshkaAdaptor
-from matry_index.adaptor.training import TrainConfig, _TorchAdaptor, fit_unsupervised
+from matry_index.adaptor import TrainConfig, fit_unsupervised
+from matry_index.adaptor.training import _TorchAdaptor
 from matry_index.evaluation import evaluate_levels
 
 
@@ -186,7 +187,7 @@ def test_supervised_rank_loss_choice(scifact_experiment):
     small = dict(max_steps=4, eval_every=2, batch_size=32, neighbours=4)
     fits = fit_adaptors(scifact_experiment, seed=0, rank_loss="softmax-inbatch", **small)
     assert fits["supervised adaptor"].adaptor.settings["rank_loss"] == "softmax-inbatch"
-    from matry_index.adaptor.training import fit_supervised
+    from matry_index.adaptor import fit_supervised
     vectors = scifact_experiment.corpus.vectors[:20]
     with pytest.raises(MatryIndexError, match="rank_loss"):  # refused before any fitting
         fit_supervised(vectors, vectors[:2], [(0, 0, 1.0)], rank_loss="listnet")
@@ -200,3 +201,51 @@ def test_supervised_rank_loss_choice(scifact_experiment):
     both = fit_adaptors(scifact_experiment, seed=0, w_inbatch=0.3, **first_step)["supervised adaptor"]
     assert both.adaptor.settings["w_inbatch"] == 0.3
     assert both.history[1]["rank"] > plain.history[1]["rank"] > 0
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("rotation", "bogus"), ("temperature", 0), ("temperature", -1.0), ("val_fraction", 1.5),
+    ("val_fraction", 0.0), ("patience", 0), ("lr", float("nan")), ("levels", (64, 32)), ("levels", ()),
+    ("hidden", 1.5), ("batch_size", True), ("query_anchor_share", 2.0), ("threads", 0),
+    ("lr_schedule", "linear"), ("rank_loss", "listnet"), ("hard_negatives", 0),
+])
+def test_train_config_refuses_bad_settings_when_made(setting, value):
+    with pytest.raises(MatryIndexError, match=f"TrainConfig.{setting} must be"):
+        TrainConfig(**{setting: value})
+    with pytest.raises(MatryIndexError, match=setting):  # the same table guards overrides
+        TrainConfig().with_overrides(**{setting: value})
+
+
+def test_train_config_checks_combinations_and_keeps_levels_as_a_tuple():
+    assert TrainConfig(levels=[16, 32]).levels == (16, 32)
+    with pytest.raises(MatryIndexError, match="w_inbatch"):
+        TrainConfig(rank_loss="softmax-inbatch", w_inbatch=0.5)
+    with pytest.raises(MatryIndexError, match="nothing to train"):
+        TrainConfig(hidden=0, rotation="pca")
+    with pytest.raises(MatryIndexError, match="unknown training settings"):
+        TrainConfig().with_overrides(temprature=0.1)
+
+
+def test_fitting_without_torch_names_the_extra(monkeypatch, rng):
+    import builtins
+    import sys
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+    for mod in [m for m in sys.modules if m == "torch" or m.startswith("torch.")
+                or m == "matry_index.adaptor.training"]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    with pytest.raises(ImportError, match=r"matry_index\[train\]"):
+        fit_unsupervised(rng.standard_normal((20, 8)).astype(np.float32))
+
+
+def test_a_fit_restores_the_callers_torch_thread_count(rng):
+    import torch
+    before = torch.get_num_threads()
+    fit_unsupervised(rng.standard_normal((40, 8)).astype(np.float32), levels=(4, 8), hidden=8,
+                     max_steps=2, eval_every=1, neighbours=4, batch_size=16, threads=1)
+    assert torch.get_num_threads() == before

@@ -1,21 +1,12 @@
 """The Matryoshka-Adaptor: a residual MLP that makes embedding prefixes searchable.
 
 ``MatryoshkaAdaptor`` (numpy, no torch) is what indexes and queries use; ``fit_unsupervised``
-and ``fit_supervised`` (torch, imported lazily) train one from embeddings alone.
+and ``fit_supervised`` train one from embeddings alone (torch, from the ``train`` extra,
+imported on the first fit), with settings in a :class:`TrainConfig`.
 """
-from .model import MatryoshkaAdaptor, AdaptorMismatchError
+from .config import TrainConfig, TrainResult
+from .fit import fit_supervised, fit_unsupervised
+from .model import AdaptorMismatchError, MatryoshkaAdaptor
 
-
-def fit_unsupervised(*args, **kwargs):  # noqa: D401 - thin lazy import so query-time code needs no torch
-    """See :func:`matry_index.adaptor.training.fit_unsupervised`."""
-    from .training import fit_unsupervised as fit
-    return fit(*args, **kwargs)
-
-
-def fit_supervised(*args, **kwargs):
-    """See :func:`matry_index.adaptor.training.fit_supervised`."""
-    from .training import fit_supervised as fit
-    return fit(*args, **kwargs)
-
-
-__all__ = ["MatryoshkaAdaptor", "AdaptorMismatchError", "fit_unsupervised", "fit_supervised"]
+__all__ = ["MatryoshkaAdaptor", "AdaptorMismatchError", "TrainConfig", "TrainResult",
+           "fit_unsupervised", "fit_supervised"]

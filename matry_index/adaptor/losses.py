@@ -1,5 +1,9 @@
 """Training losses of the Matryoshka-Adaptor (torch). One function per loss.
 
+Reference ("the paper" below, equation numbers as there): J. Yoon, R. Sinha, S. O. Arik and
+T. Pfister, "Matryoshka-Adaptor: Unsupervised and Supervised Tuning for Smaller Embedding
+Dimensions", EMNLP 2024 (https://aclanthology.org/2024.emnlp-main.576/, arXiv:2407.20243).
+
 Notation: ``target`` holds full-dimension cosines of the *original* embeddings, ``pred`` the
 cosines of re-normalised prefixes of the *adapted* embeddings, both shaped (anchors, others).
 The paper's top-k loss (Eq. 2) and pairwise loss (Eq. 1) are the same L1 formula applied to

@@ -1,26 +1,20 @@
-"""Fitting a Matryoshka-Adaptor from embeddings alone (torch lives only here).
+"""The optimisation behind :mod:`matry_index.adaptor.fit` (torch lives only here).
 
-Two entry points:
-
-* :func:`fit_unsupervised` — corpus embeddings (and, optionally, *unlabelled* query embeddings,
-  e.g. a query log) only. Each anchor's nearest documents are mined once over the whole corpus
-  in the original space; the adaptor learns to make every prefix reproduce the full-dimension
-  similarities to them (top-k loss), to random documents (pairwise loss), and their ranking
-  (listwise KL), while staying close to the input (reconstruction loss).
-* :func:`fit_supervised` — adds the relevance-weighted ranking loss over (query, document,
-  relevance) triples with mined hard negatives, starting from an unsupervised adaptor
-  (the paper's two-stage schedule).
-
-Both hold out a validation split and stop early on a label-free criterion (unsupervised: how
-well each prefix reproduces the full-dimension top-10 of held-out anchors) or on held-out
-nDCG@10 (supervised; the held-out queries share no relevant document with the training ones).
+:func:`run_unsupervised` and :func:`run_supervised` take inputs that
+:func:`~matry_index.adaptor.fit_unsupervised` / :func:`~matry_index.adaptor.fit_supervised`
+have already checked and normalised. Both hold out a validation split and stop early on a
+label-free criterion (unsupervised: how well each prefix reproduces the full-dimension top-10
+of held-out anchors) or on held-out nDCG@10 (supervised; the held-out queries share no
+relevant document with the training ones). The losses are in :mod:`.losses`, with the
+reference of the paper they follow.
 """
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -28,62 +22,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .._validation import MatryIndexError, as_matrix, clip_levels, normalize_rows
+from .._validation import MatryIndexError, clip_levels, normalize_rows
 from ..evaluation.baselines import PCARotation
 from ..evaluation.retrieval import exact_search
 from . import losses
+from .config import TrainConfig, TrainResult, default_threads
 from .model import MatryoshkaAdaptor
-
-
-@dataclass
-class TrainConfig:
-    """Settings of one training run. Defaults are the recipe chosen in ``docs/adaptor.md``."""
-
-    levels: tuple[int, ...] = (32, 64, 128, 192, 256)
-    hidden: int = 256              # MLP width; 0 = rotation only
-    rotation: str = "pca-learned"  # "pca-learned" (orthogonal, fine-tuned), "pca" (fixed) or "none"
-    neighbours: int = 32           # mined nearest documents per anchor
-    batch_size: int = 256
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine": decay to 0 over max_steps
-    max_steps: int = 700
-    eval_every: int = 100
-    patience: int = 3              # evaluations without improvement before stopping
-    val_fraction: float = 0.1
-    w_topk: float = 0.0            # the paper's L1 terms: off by default (see docs/adaptor.md)
-    w_pair: float = 0.0
-    w_listwise: float = 1.0
-    w_rec: float = 1.0
-    temperature: float = 0.05
-    include_full: bool = True      # also preserve full-dimension similarities
-    level_weight_power: float = 0.0  # weight of level m in the loss ∝ m**power (0 = equal)
-    query_anchor_share: float | None = None  # share of each batch drawn from query anchors
-    #                                          (None: in proportion to their number)
-    # supervised stage
-    w_rank: float = 1.0
-    rank_loss: str = "pairwise"    # "pairwise" (the paper's Eq. 5) or "softmax-inbatch" (see docs/adaptor.md)
-    rank_scale: float = 20.0
-    w_inbatch: float = 0.0         # with rank_loss="pairwise": weight of an added in-batch softmax term
-    hard_negatives: int = 32
-    supervised_lr: float = 3e-4
-    seed: int = 0
-    threads: int | None = None
-
-    def with_overrides(self, **kw) -> "TrainConfig":
-        unknown = set(kw) - set(asdict(self))
-        if unknown:
-            raise MatryIndexError(f"unknown training settings: {sorted(unknown)}")
-        return replace(self, **kw)
-
-
-@dataclass
-class TrainResult:
-    """What a fit returns: the adaptor and its training history (for reports and tests)."""
-
-    adaptor: MatryoshkaAdaptor
-    history: list[dict] = field(default_factory=list)
-    best_step: int = 0
-    seconds: float = 0.0
 
 
 class _TorchAdaptor(nn.Module):
@@ -249,17 +193,21 @@ def _validation_loss(module: _TorchAdaptor, data: _Anchors, levels, cfg: TrainCo
 
 
 def _initial_adaptor(corpus: np.ndarray, levels: tuple[int, ...], cfg: TrainConfig) -> MatryoshkaAdaptor:
-    if cfg.rotation not in ("pca", "pca-learned", "none"):
-        raise MatryIndexError(f"rotation must be 'pca', 'pca-learned' or 'none'; got {cfg.rotation!r}")
     rotation = PCARotation.fit(corpus).components if cfg.rotation != "none" else None
     return MatryoshkaAdaptor(corpus.shape[1], levels, rotation=rotation)
 
 
-def _setup(cfg: TrainConfig) -> np.random.Generator:
+@contextmanager
+def _torch_session(cfg: TrainConfig) -> Iterator[np.random.Generator]:
+    """Seed torch, set its thread count for this fit (and give the caller's back afterwards:
+    it is process-wide); yields the numpy generator of the run."""
+    previous = torch.get_num_threads()
     torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    return np.random.default_rng(cfg.seed)
+    torch.set_num_threads(cfg.threads or default_threads())
+    try:
+        yield np.random.default_rng(cfg.seed)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr: float,
@@ -269,8 +217,6 @@ def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr
     if not params:
         raise MatryIndexError("nothing to train: set hidden > 0 or rotation='pca-learned'")
     opt = torch.optim.Adam(params, lr=lr)
-    if cfg.lr_schedule not in ("constant", "cosine"):
-        raise MatryIndexError(f"lr_schedule must be 'constant' or 'cosine'; got {cfg.lr_schedule!r}")
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_steps)
                 if cfg.lr_schedule == "cosine" else None)
     best_score, best_state, best_step, stale = evaluate(), copy.deepcopy(module.state_dict()), 0, 0
@@ -302,39 +248,28 @@ def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr
 
 # --- public API ----------------------------------------------------------------------------
 
-def fit_unsupervised(corpus: np.ndarray, *, queries: np.ndarray | None = None,
-                     config: TrainConfig | None = None, **overrides) -> TrainResult:
-    """Train an adaptor on corpus embeddings (plus optional unlabelled query embeddings).
-
-    ``corpus`` is (n, d) float; ``queries`` (q, d) are extra anchors whose nearest documents
-    the prefixes must rank as the full embedding does — no relevance labels are read.
-    Settings come from ``config`` (a :class:`TrainConfig`) with keyword ``overrides``.
-    """
-    cfg = (config or TrainConfig()).with_overrides(**overrides)
-    corpus = normalize_rows(as_matrix(corpus, name="corpus"))
-    if len(corpus) < 2:
-        raise MatryIndexError("need at least 2 corpus embeddings to train an adaptor")
+def run_unsupervised(corpus: np.ndarray, extra: np.ndarray | None, cfg: TrainConfig) -> TrainResult:
+    """Fit on normalised ``corpus`` rows, with normalised ``extra`` query anchors (or None)."""
     dim = corpus.shape[1]
-    extra = None if queries is None else normalize_rows(as_matrix(queries, dim=dim, name="queries"))
     levels = clip_levels(cfg.levels, dim)
     loss_levels = levels if cfg.include_full or len(levels) == 1 else levels[:-1]
-    rng = _setup(cfg)
     start = time.perf_counter()
-    data = _Anchors(corpus, extra, cfg, rng)
-    init = _initial_adaptor(corpus, levels, cfg)
-    module = _TorchAdaptor(dim, cfg.hidden, init.rotation, learn_rotation=cfg.rotation == "pca-learned")
-    settings = {"mode": "unsupervised", **asdict(cfg), "n_corpus": len(corpus),
-                "n_query_anchors": 0 if extra is None else len(extra)}
+    with _torch_session(cfg) as rng:
+        data = _Anchors(corpus, extra, cfg, rng)
+        init = _initial_adaptor(corpus, levels, cfg)
+        module = _TorchAdaptor(dim, cfg.hidden, init.rotation, learn_rotation=cfg.rotation == "pca-learned")
+        settings = {"mode": "unsupervised", **asdict(cfg), "n_corpus": len(corpus),
+                    "n_query_anchors": 0 if extra is None else len(extra)}
 
-    def step_loss():
-        idx = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
-        return _unsupervised_loss(module, data, idx, loss_levels, cfg, rng)
+        def step_loss():
+            idx = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
+            return _unsupervised_loss(module, data, idx, loss_levels, cfg, rng)
 
-    def evaluate() -> float:
-        with torch.no_grad():
-            return -_validation_loss(module, data, loss_levels, cfg)
+        def evaluate() -> float:
+            with torch.no_grad():
+                return -_validation_loss(module, data, loss_levels, cfg)
 
-    _, history, best_step = _train_loop(module, step_loss, evaluate, cfg, cfg.lr, "adaptor (unsupervised)")
+        _, history, best_step = _train_loop(module, step_loss, evaluate, cfg, cfg.lr, "adaptor (unsupervised)")
     adaptor = module.to_numpy(levels, {**settings, "best_step": best_step})
     return TrainResult(adaptor, history, best_step, time.perf_counter() - start)
 
@@ -450,81 +385,72 @@ def _val_ndcg(adaptor: MatryoshkaAdaptor, queries: np.ndarray, corpus: np.ndarra
     return float(np.mean(scores))
 
 
-def fit_supervised(corpus: np.ndarray, queries: np.ndarray,
-                   relevance: Sequence[tuple[int, int, float]], *,
-                   base: MatryoshkaAdaptor | None = None, config: TrainConfig | None = None,
-                   **overrides) -> TrainResult:
-    """Two-stage supervised training: an unsupervised adaptor, then ranking-loss fine-tuning.
+class _RankingObjective:
+    """The supervised stage's loss for one step: a ranking term over a batch of training
+    queries (their judged candidates, or every candidate of the batch) plus the
+    unsupervised terms over a batch of anchors."""
 
-    ``relevance`` holds (query row, corpus row, relevance > 0) triples over ``queries`` and
-    ``corpus``. Stage 1 is :func:`fit_unsupervised` with the queries as unlabelled anchors
-    (skipped when ``base`` is given). Stage 2 adds the relevance-weighted ranking loss over
-    each query's relevant documents and its hardest non-relevant ones (mined with the stage-1
-    adaptor; with ``rank_loss="softmax-inbatch"`` a softmax over every candidate of the batch
-    instead, and with ``w_inbatch`` > 0 that softmax added to the pairwise loss), keeps the
-    unsupervised terms, and stops early on nDCG@10 of held-out queries that share no relevant
-    document with the training queries.
-    """
-    cfg = (config or TrainConfig()).with_overrides(**overrides)
-    if cfg.rank_loss not in ("pairwise", "softmax-inbatch"):
-        raise MatryIndexError(f"rank_loss must be 'pairwise' or 'softmax-inbatch'; got {cfg.rank_loss!r}")
-    if cfg.w_inbatch < 0 or (cfg.w_inbatch and cfg.rank_loss != "pairwise"):
-        raise MatryIndexError(f"w_inbatch must be >= 0 and adds to rank_loss='pairwise' only; "
-                              f"got {cfg.w_inbatch} with {cfg.rank_loss!r}")
-    corpus = normalize_rows(as_matrix(corpus, name="corpus"))
-    dim = corpus.shape[1]
-    queries = normalize_rows(as_matrix(queries, dim=dim, name="queries"))
-    relevance = [(int(q), int(d), float(r)) for q, d, r in relevance]
-    if not relevance:
-        raise MatryIndexError("relevance is empty: supervised training needs (query, doc, score) triples")
-    bad = [(q, d) for q, d, _ in relevance if not (0 <= q < len(queries) and 0 <= d < len(corpus))]
-    if bad:
-        raise MatryIndexError(f"relevance refers to rows outside queries/corpus, e.g. {bad[0]}")
-    start = time.perf_counter()
-    if base is None:
-        base = fit_unsupervised(corpus, queries=queries, config=cfg).adaptor
-    if base.dim != dim:
-        raise MatryIndexError(f"base adaptor is {base.dim}-d, embeddings are {dim}-d")
-    levels = base.levels
-    loss_levels = levels if cfg.include_full or len(levels) == 1 else levels[:-1]
-    rng = _setup(cfg)
-    train_q, val_q = doc_disjoint_split(relevance, cfg.val_fraction, rng)
-    rel = _relevance_map(relevance)
-    negatives = _hard_negatives(base, queries, corpus, rel, train_q, cfg.hard_negatives)
-    judged = _Judged(rel, train_q, negatives)
-    data = _Anchors(corpus, queries[train_q], cfg, rng)
-    module = _TorchAdaptor.from_numpy(base, learn_rotation=cfg.rotation == "pca-learned")
-    settings = {**base.settings, "mode": "supervised", **asdict(cfg), "n_queries": len(queries),
-                "n_train_queries": len(train_q), "n_val_queries": len(val_q)}
-    q_batch = max(8, cfg.batch_size // 4)
+    def __init__(self, module: _TorchAdaptor, queries: np.ndarray, corpus: np.ndarray, train_q: np.ndarray,
+                 judged: _Judged, anchors: _Anchors, loss_levels: tuple[int, ...], cfg: TrainConfig,
+                 rng: np.random.Generator):
+        self.module, self.queries, self.corpus, self.train_q = module, queries, corpus, train_q
+        self.judged, self.anchors, self.loss_levels, self.cfg, self.rng = judged, anchors, loss_levels, cfg, rng
+        self.q_batch = max(8, cfg.batch_size // 4)
 
-    def step_loss():
-        qi = rng.choice(len(train_q), size=min(q_batch, len(train_q)), replace=False)
+    def _level_mean(self, rank_fn, q_ad: torch.Tensor, c_ad: torch.Tensor, grade: np.ndarray,
+                    mask: np.ndarray) -> torch.Tensor:
+        grade_t, mask_t = torch.from_numpy(grade), torch.from_numpy(mask)
+        per_level = losses.prefix_cosines_multi(q_ad, c_ad, self.loss_levels)
+        return sum(rank_fn(s, grade_t, self.cfg.rank_scale, mask_t) for s in per_level) / len(self.loss_levels)
+
+    def ranking_term(self, qi: np.ndarray) -> torch.Tensor:
+        cfg, judged = self.cfg, self.judged
         cand = judged.cand[qi]
         docs, inverse = np.unique(cand.ravel(), return_inverse=True)
-        adapted, _ = module(torch.from_numpy(np.concatenate([queries[train_q[qi]], corpus[docs]])))
+        q_rows = self.queries[self.train_q[qi]]
+        adapted, _ = self.module(torch.from_numpy(np.concatenate([q_rows, self.corpus[docs]])))
         q_ad, d_ad = adapted[:len(qi)], adapted[len(qi):]
-
-        def level_mean(rank_fn, c_ad, grade: np.ndarray, mask: np.ndarray) -> torch.Tensor:
-            grade, mask = torch.from_numpy(grade), torch.from_numpy(mask)
-            return sum(rank_fn(scores, grade, cfg.rank_scale, mask)
-                       for scores in losses.prefix_cosines_multi(q_ad, c_ad, loss_levels)) / len(loss_levels)
         rank = 0.0
         if cfg.rank_loss == "softmax-inbatch" or cfg.w_inbatch:  # each query ranks every candidate of the batch
-            grade, mask = judged.in_batch(qi, docs, inverse, queries[train_q[qi]] @ corpus[docs].T)
-            rank = level_mean(losses.softmax_ranking_loss, d_ad, grade, mask)
+            grade, mask = judged.in_batch(qi, docs, inverse, q_rows @ self.corpus[docs].T)
+            rank = self._level_mean(losses.softmax_ranking_loss, q_ad, d_ad, grade, mask)
         if cfg.rank_loss == "pairwise":  # each query ranks its own candidate list
             c_ad = d_ad[torch.from_numpy(inverse)].reshape(len(qi), cand.shape[1], -1)
-            rank = cfg.w_inbatch * rank + level_mean(losses.ranking_loss, c_ad, judged.grade[qi], judged.mask[qi])
-        ai = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
-        unsup, parts = _unsupervised_loss(module, data, ai, loss_levels, cfg, rng)
+            own = self._level_mean(losses.ranking_loss, q_ad, c_ad, judged.grade[qi], judged.mask[qi])
+            rank = cfg.w_inbatch * rank + own
+        return rank
+
+    def __call__(self) -> tuple[torch.Tensor, dict]:
+        cfg, rng = self.cfg, self.rng
+        qi = rng.choice(len(self.train_q), size=min(self.q_batch, len(self.train_q)), replace=False)
+        rank = self.ranking_term(qi)
+        ai = self.anchors.sample(rng, cfg.batch_size, cfg.query_anchor_share)
+        unsup, parts = _unsupervised_loss(self.module, self.anchors, ai, self.loss_levels, cfg, rng)
         return cfg.w_rank * rank + unsup, {**parts, "rank": float(rank.detach())}
 
-    def evaluate() -> float:
-        with torch.no_grad():
-            return _val_ndcg(module.to_numpy(levels, settings), queries, corpus, rel, val_q, levels)
 
-    _, history, best_step = _train_loop(module, step_loss, evaluate, cfg, cfg.supervised_lr,
-                                        "adaptor (supervised)")
+def run_supervised(corpus: np.ndarray, queries: np.ndarray, relevance: list[tuple[int, int, float]],
+                   base: MatryoshkaAdaptor, cfg: TrainConfig) -> TrainResult:
+    """Stage 2 from the stage-1 adaptor ``base`` (inputs checked and normalised)."""
+    levels = base.levels
+    loss_levels = levels if cfg.include_full or len(levels) == 1 else levels[:-1]
+    start = time.perf_counter()
+    with _torch_session(cfg) as rng:
+        train_q, val_q = doc_disjoint_split(relevance, cfg.val_fraction, rng)
+        rel = _relevance_map(relevance)
+        negatives = _hard_negatives(base, queries, corpus, rel, train_q, cfg.hard_negatives)
+        anchors = _Anchors(corpus, queries[train_q], cfg, rng)
+        module = _TorchAdaptor.from_numpy(base, learn_rotation=cfg.rotation == "pca-learned")
+        objective = _RankingObjective(module, queries, corpus, train_q, _Judged(rel, train_q, negatives),
+                                      anchors, loss_levels, cfg, rng)
+        settings = {**base.settings, "mode": "supervised", **asdict(cfg), "n_queries": len(queries),
+                    "n_train_queries": len(train_q), "n_val_queries": len(val_q)}
+
+        def evaluate() -> float:
+            with torch.no_grad():
+                return _val_ndcg(module.to_numpy(levels, settings), queries, corpus, rel, val_q, levels)
+
+        _, history, best_step = _train_loop(module, objective, evaluate, cfg, cfg.supervised_lr,
+                                            "adaptor (supervised)")
     adaptor = module.to_numpy(levels, {**settings, "best_step": best_step})
     return TrainResult(adaptor, history, best_step, time.perf_counter() - start)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._extras import require
+
 from .significance import Difference
 
 # results: method -> level -> metric -> list of values (one per seed)
@@ -44,8 +46,7 @@ def markdown_table(results: Results, metric: str = "ndcg@10", title: str | None 
 
 def plot(results: Results, path: str | Path, metric: str = "ndcg@10", title: str = "") -> Path:
     """PNG of ``metric`` against dimension (log scale), error bars = sd over seeds."""
-    import matplotlib
-    matplotlib.use("Agg")
+    require("matplotlib", "plotting results").use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)

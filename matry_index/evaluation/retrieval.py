@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import MatryIndexError, normalize_rows
+from ..kernels import exact_top_k
 from ..data import BeirDataset, EmbeddingSet
 from .baselines import truncate
 from .metrics import ndcg_at_k, recall_at_k
@@ -42,15 +43,9 @@ def task_from_beir(dataset: BeirDataset, corpus: EmbeddingSet, queries: Embeddin
 
 
 def exact_search(queries: np.ndarray, docs: np.ndarray, k: int, batch: int = 1024) -> np.ndarray:
-    """Row indices of the top-``k`` docs by inner product for each query, best first."""
-    k = min(k, docs.shape[0])
-    out = np.empty((queries.shape[0], k), dtype=np.int64)
-    for s in range(0, queries.shape[0], batch):
-        scores = queries[s:s + batch] @ docs.T
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        out[s:s + batch] = np.take_along_axis(top, order, axis=1)
-    return out
+    """Row indices of the top-``k`` docs by inner product for each query, best first (the
+    same kernel as the index's exact search, :func:`matry_index.kernels.exact_top_k`)."""
+    return exact_top_k(queries, docs, k, batch)[0]
 
 
 def evaluate_levels(task: RetrievalTask, levels: Sequence[int],

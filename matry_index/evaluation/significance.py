@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._extras import require
+
 from .._validation import MatryIndexError
 
 
@@ -56,7 +58,7 @@ def paired_difference(a: Mapping[str, float], b: Mapping[str, float], confidence
 def _bootstrap_interval(diffs: np.ndarray, confidence: float, resamples: int, seed: int) -> tuple[float, float]:
     """BCa interval of the mean (corrects for skew, e.g. many ties at zero); the plain
     percentile interval where BCa's acceleration is undefined."""
-    from scipy.stats import bootstrap
+    bootstrap = require("scipy.stats", "bootstrap confidence intervals").bootstrap
 
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
