@@ -36,13 +36,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from matry_index.experiment import load_experiment  # noqa: E402
-from scale import (dir_bytes, draw_set, ground_truth, measure_index, recall, rss_bytes,  # noqa: E402
-                   saved_or_fitted_adaptor, timed_single)
+from common import (EF_SWEEP, K, LEVELS, dir_bytes, draw_set, ground_truth, measure_index, recall,  # noqa: E402
+                    rss_bytes, saved_or_fitted_adaptor, timed_single)
 from synthetic import EmbeddingGenerator  # noqa: E402
-
-K = 10
-LEVELS = (64, 128, 256, 384)
-
 
 def edge_full_run(base, queries, truth, args, tmp: Path) -> list[dict]:
     rss0 = rss_bytes()
@@ -62,7 +58,7 @@ def edge_full_run(base, queries, truth, args, tmp: Path) -> list[dict]:
     rss = (rss_bytes() - rss0) / len(base)
     disk = dir_bytes(tmp / "edge-full") / len(base)
     rows = []
-    for ef in (16, 32, 64, 128, 256, 512):
+    for ef in EF_SWEEP[:6]:  # up to 512, as in the committed report
         def search(q, ef=ef):
             return shard.query_batch(qe.QueryBatchRequest([
                 qe.QueryRequest(limit=K, query=qe.Query.Nearest(v.tolist(), using="full"),

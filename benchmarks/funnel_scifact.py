@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import timed_single  # noqa: E402
 
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
 from matry_index.evaluation.metrics import ndcg_at_k  # noqa: E402
@@ -27,16 +28,8 @@ from matry_index.funnel import FunnelPlan, plan_cost  # noqa: E402
 
 
 def latency(fn, queries: np.ndarray, repeats: int = 5) -> float:
-    faiss.omp_set_num_threads(1)
-    per = []
-    for q in queries:
-        runs = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn(q)
-            runs.append(time.perf_counter() - t0)
-        per.append(np.median(runs))
-    return float(np.median(per) * 1e3)
+    """p50 single-query milliseconds of ``fn`` (one 1-d query per call), as every benchmark times it."""
+    return timed_single(lambda q: fn(q[0]), queries, repeats)["p50_ms"]
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import (FUNNELS, K, build_hnsw, bulk_load, draw_set, ground_truth, recall,  # noqa: E402
-                   saved_or_fitted_adaptor, synthetic_set_arguments, timed_single)
+from common import (FUNNELS, K, build_hnsw, bulk_load, draw_set, ground_truth, recall,  # noqa: E402
+                    saved_or_fitted_adaptor, synthetic_set_arguments, timed_single)
 from synthetic import EmbeddingGenerator  # noqa: E402
 
 from matry_index import FunnelPlan  # noqa: E402

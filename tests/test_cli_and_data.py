@@ -154,32 +154,3 @@ def test_qdrant_setup_creates_ingests_and_refuses_mismatch(tmp_path, small_corpu
     assert main(["qdrant-setup", "--edge-path", str(tmp_path / "edge"), "--adaptor", str(tmp_path / "a"),
                  "--embeddings", str(tmp_path / "x.npy"), "--ids", str(tmp_path / "x.ids")]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 200
-
-
-def test_resumable_embedding_keeps_finished_chunks_and_input_order(tmp_path):
-    """The mpnet benchmark embeds for hours: an interrupted run must resume, not restart."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from embed_mpnet import embed_resumably
-
-    texts = [f"text {'x' * (i * 7 % 23)} {i}" for i in range(50)]
-
-    def embed(batch):  # a deterministic stand-in for the model: one row per text
-        return np.array([[len(t), int(t.split()[-1])] for t in batch], np.float32)
-
-    calls = []
-
-    def failing(batch):
-        calls.append(len(batch))
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return embed(batch)
-
-    with pytest.raises(KeyboardInterrupt):
-        embed_resumably(failing, texts, tmp_path / "chunks", chunk_size=8)
-    assert len(list((tmp_path / "chunks").glob("*.npy"))) == 2   # two chunks were finished
-    resumed = []
-    out = embed_resumably(lambda b: resumed.append(len(b)) or embed(b), texts, tmp_path / "chunks", 8)
-    assert len(resumed) == 5                                       # 7 chunks in all, 2 reused
-    np.testing.assert_array_equal(out, embed(texts))               # rows back in input order

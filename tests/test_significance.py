@@ -1,8 +1,5 @@
 """Paired bootstrap intervals for the difference between two methods, and the per-query scores
 they are computed from."""
-import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,42 +77,9 @@ def test_per_query_scores_average_to_the_reported_means(scifact_experiment):
             assert np.mean(list(scores.values())) == pytest.approx(means[m][metric], abs=1e-12)
 
 
-def test_quality_benchmark_compares_each_adaptor_with_pca_and_the_original():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from quality import differences
-
-    queries = [f"q{i}" for i in range(50)]
-    score = lambda offset: {q: 0.5 + offset + 0.01 * (i % 5) for i, q in enumerate(queries)}  # noqa: E731
-    per_query = {"truncation": {64: {"ndcg@10": [score(-0.2)]}, 384: {"ndcg@10": [score(0.0)]}},
-                 "PCA": {64: {"ndcg@10": [score(-0.1)]}, 384: {"ndcg@10": [score(0.0)]}},
-                 "unsupervised adaptor": {64: {"ndcg@10": [score(0.0), score(-0.02)]},
-                                          384: {"ndcg@10": [score(0.0), score(0.0)]}}}
-    rows = differences(per_query, 384)
-    assert list(rows) == ["unsupervised adaptor − PCA", "unsupervised adaptor − original at 384-d"]
-    assert list(rows["unsupervised adaptor − PCA"]) == [64]                 # no PCA row at full dimension
-    assert rows["unsupervised adaptor − PCA"][64].mean == pytest.approx(0.09)  # seeds averaged: -0.01 vs -0.1
-    assert rows["unsupervised adaptor − original at 384-d"][64].mean == pytest.approx(-0.01)
-    assert rows["unsupervised adaptor − original at 384-d"][384].mean == pytest.approx(0.0)
-
-
 def test_markdown_table_shows_mean_and_sd_and_marks_missing_levels():
     from matry_index.evaluation.report import markdown_table
     table = markdown_table({"PCA": {64: {"ndcg@10": [0.5]}, 128: {"ndcg@10": [0.6]}},
                             "adaptor": {64: {"ndcg@10": [0.5, 0.7]}}}, "ndcg@10")
     assert table.splitlines() == ["| method | 64 | 128 |", "|---|---|---|",
                                   "| PCA | 0.500 | 0.600 |", "| adaptor | 0.600 ± 0.141 | – |"]
-
-
-def test_quality_benchmark_stacks_seeds_and_reuses_seeds_kept_before_a_setting_existed(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from quality import kept_seed, stack_runs
-
-    seeds = [json.loads(json.dumps({"all": {"PCA": {64: {"ndcg@10": v}}}})) for v in (0.5, 0.7)]  # keys now strings
-    assert stack_runs(seeds, depth=4) == {"all": {"PCA": {64: {"ndcg@10": [0.5, 0.7]}}}}
-
-    path = tmp_path / "seed0.json"
-    path.write_text(json.dumps({"config": {"seed": 0, "lr": 0.001}, "scores": {}}))
-    assert kept_seed(path, {"seed": 0, "lr": 0.001, "new_option": "default"}) is not None
-    assert kept_seed(path, {"seed": 0, "lr": 0.002, "new_option": "default"}) is None   # a changed setting
-    assert kept_seed(path, {"seed": 0}) is None                                        # a removed one
-    assert kept_seed(tmp_path / "missing.json", {"seed": 0}) is None
