@@ -101,7 +101,7 @@ def anchor_triples(exp, anchors: list[str]) -> list[tuple[int, int, float]]:
             for d, s in qrels[q].items() if d in doc_row and s > 0]
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sets", nargs="+", default=["scifact", "docstrings"])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
@@ -112,6 +112,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
                         help="run only the variants whose label contains one of these texts; "
                              "the other rows are kept from the previous report")
+    return parser
+
+
+def main() -> None:
+    parser = arguments()
     args = parser.parse_args()
     out = Path(args.out)
     # rows (and whole sets) not run this time are kept from the previous report

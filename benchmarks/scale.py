@@ -51,6 +51,37 @@ from synthetic import EmbeddingGenerator  # noqa: E402
 
 
 
+def flat_row(flat: faiss.Index, queries: np.ndarray, latency_queries: int, threads: int) -> dict:
+    """The exact full-dimension scan as a row of the report."""
+    def flat_search(q):
+        return flat.search(q, K)
+    row = {"method": "flat-384", "recall@10": 1.0, **timed_single(flat_search, queries[:latency_queries], 1),
+           "batch_qps": timed_batch(flat_search, queries, threads, 1), "bytes_per_vector_on_disk": 384 * 4}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def hnsw_sweep(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, args, threads: int) -> list[dict]:
+    """FAISS HNSW on the full vectors (same M as the funnels), one row per ef of EF_SWEEP."""
+    faiss.omp_set_num_threads(threads)
+    hnsw, build = build_hnsw(base, args.m, args.ef_construction)
+    size = faiss.serialize_index(hnsw).nbytes / len(base)
+    rows = []
+    for ef in EF_SWEEP:
+        params = faiss.SearchParametersHNSW(efSearch=ef)
+
+        def hnsw_search(q, params=params):
+            return hnsw.search(q, K, params=params)
+        faiss.omp_set_num_threads(threads)
+        found = hnsw_search(queries)[1]
+        rows.append({"method": f"hnsw-384 ef={ef}", "recall@10": recall(found, truth),
+                     **timed_single(hnsw_search, queries[: args.latency_queries], args.repeats),
+                     "batch_qps": timed_batch(hnsw_search, queries, threads),
+                     "build_seconds": build, "bytes_per_vector_on_disk": size})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     synthetic_set_arguments(parser)
@@ -84,13 +115,7 @@ def main() -> None:
             real_q / np.linalg.norm(real_q, axis=1, keepdims=True), queries)
         truth, flat = ground_truth(base, queries, threads)
         if space == "adapted":
-            def flat_search(q):
-                return flat.search(q, K)
-            lat = timed_single(flat_search, queries[: args.flat_latency_queries], 1)
-            report["methods"].append({"method": "flat-384", "recall@10": 1.0, **lat,
-                                      "batch_qps": timed_batch(flat_search, queries, threads, 1),
-                                      "bytes_per_vector_on_disk": 384 * 4})
-            print(json.dumps(report["methods"][-1]), flush=True)
+            report["methods"].append(flat_row(flat, queries, args.flat_latency_queries, threads))
         flat.reset()
         gc.collect()
         names = args.funnels if space == "adapted" else [args.raw_funnel]
@@ -107,23 +132,7 @@ def main() -> None:
                     repeats=args.repeats, tmp=Path(tmp), batch_threads=threads, **options, **graph)
             gc.collect()
         if space == "adapted" and not args.skip_hnsw_full:
-            faiss.omp_set_num_threads(threads)
-            hnsw, build = build_hnsw(base, args.m, args.ef_construction)
-            size = faiss.serialize_index(hnsw).nbytes / args.n
-            for ef in EF_SWEEP:
-                params = faiss.SearchParametersHNSW(efSearch=ef)
-
-                def hnsw_search(q, params=params):
-                    return hnsw.search(q, K, params=params)
-                faiss.omp_set_num_threads(threads)
-                found = hnsw_search(queries)[1]
-                entry = {"method": f"hnsw-384 ef={ef}", "recall@10": recall(found, truth),
-                         **timed_single(hnsw_search, queries[: args.latency_queries], args.repeats),
-                         "batch_qps": timed_batch(hnsw_search, queries, threads),
-                         "build_seconds": build, "bytes_per_vector_on_disk": size}
-                report["methods"].append(entry)
-                print(json.dumps(entry), flush=True)
-            del hnsw
+            report["methods"] += hnsw_sweep(base, queries, truth, args, threads)
             gc.collect()
         del base
         gc.collect()

@@ -65,7 +65,7 @@ def _read_filter(text: str | None) -> dict | None:
     return parse_json_object(text, "--filter") if text else None
 
 
-def _print_tables(results: dict, dims: tuple[int, ...], title: str) -> str:
+def _print_tables(results: dict, title: str) -> str:
     from .evaluation.report import markdown_table
     wrapped = {m: {lv: {k: [v] for k, v in met.items()} for lv, met in per.items()} for m, per in results.items()}
     text = "\n\n".join(markdown_table(wrapped, metric, f"{title}: {metric}") for metric in ("ndcg@10", "recall@100"))
@@ -91,7 +91,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     adaptors = {name: fit.adaptor for name, fit in fits.items()}
     print("fitted: " + ", ".join(f"{name} in {fit.seconds:.1f}s" for name, fit in fits.items()))
     results = compare(exp, adaptors, levels)
-    report = _print_tables(results, levels, f"{Path(args.data).name} test")
+    report = _print_tables(results, f"{Path(args.data).name} test")
     png = plot({m: {lv: {k: [v] for k, v in met.items()} for lv, met in per.items()} for m, per in results.items()},
                out / "ndcg_vs_dim.png", title=f"{Path(args.data).name} test, {args.model.split('/')[-1]}")
     adaptor = adaptors["unsupervised adaptor"]
@@ -145,7 +145,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     adaptor = MatryoshkaAdaptor.load(args.adaptor)
     levels = clip_levels(args.levels, adaptor.dim)
     results = compare(exp, {"adaptor": adaptor}, levels, split=args.split)
-    _print_tables(results, levels, f"{Path(args.data).name} {args.split}")
+    _print_tables(results, f"{Path(args.data).name} {args.split}")
     return 0
 
 

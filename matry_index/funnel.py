@@ -57,7 +57,7 @@ class FunnelPlan:
 
     @classmethod
     def default(cls, levels: Sequence[int], k: int = 10) -> "FunnelPlan":
-        """A safe untuned plan: 40·k coarse candidates, halving (at least k) per later level."""
+        """A safe untuned plan: 40·k coarse candidates, a quarter of that (at least k) at each later level."""
         counts, c = [], 40 * k
         for _ in levels[:-1]:
             counts.append(c)

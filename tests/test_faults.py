@@ -268,6 +268,7 @@ FULL_DISK_CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_edge_on_a_full_filesystem_is_an_error_not_a_sigbus(tmp_path):
     mount = tmp_path / "tiny"
     mount.mkdir()

@@ -25,6 +25,7 @@ def index(request, backend, small_corpus, tmp_path):
     idx.close()
 
 
+@pytest.mark.slow
 def test_funnel_equals_exact_search_when_candidates_cover_the_corpus(index, small_corpus):
     _, docs, queries = small_corpus
     everything = FunnelPlan((len(docs), len(docs), len(docs)))
@@ -60,6 +61,7 @@ def test_tuned_plan_reaches_target_on_held_out_queries(scifact_vectors):
     assert plan.candidates[0] < len(docs)  # it did not just scan everything
 
 
+@pytest.mark.slow
 def test_tuned_ivf_plan_picks_nprobe_and_holds_on_held_out_queries(scifact_vectors, tmp_path):
     ids, docs, queries = scifact_vectors
     idx = MatryoshkaIndex(docs.shape[1], levels=(128, 256), coarse="ivf", ivf_encoding="sq8", nlist=64,
@@ -76,6 +78,7 @@ def test_tuned_ivf_plan_picks_nprobe_and_holds_on_held_out_queries(scifact_vecto
     assert MatryoshkaIndex.load(tmp_path / "ix").plan.nprobe == plan.nprobe
 
 
+@pytest.mark.slow
 @pytest.mark.reopen
 def test_save_load_round_trip(index, small_corpus, tmp_path):
     _, _, queries = small_corpus

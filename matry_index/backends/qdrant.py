@@ -43,8 +43,7 @@ from . import records as saved_records
 from .base import Hit
 
 VOCAB = qc.Vocabulary(
-    filter=lambda must=None, should=None, must_not=None: models.Filter(must=must, should=should, must_not=must_not),
-    field=lambda key, match=None, range=None: models.FieldCondition(key=key, match=match, range=range),
+    **qc.shared_builders(models),
     match_value=lambda v: models.MatchValue(value=v),
     match_any=lambda vs: models.MatchAny(any=vs),
     range=lambda **kw: models.Range(**kw),
@@ -242,9 +241,7 @@ class QdrantBackend(qc.QdrantStore):
     def _fetch(self, pids: list, with_vectors: bool) -> list[qc.StoredPoint]:
         points = self._call(self.client.retrieve, self.collection, ids=pids, with_payload=True,
                             with_vectors=["full"] if with_vectors else False)
-        return [qc.StoredPoint(str(p.id), p.payload or {},
-                               np.asarray(p.vector["full"], np.float32) if with_vectors else None)
-                for p in points]
+        return qc.stored_points(points, with_vectors)
 
     def _upsert_batch(self, pids: list, per_level: dict[str, np.ndarray], payloads: list[dict]) -> None:
         self._call(self.client.upsert, self.collection, wait=True, points=models.Batch(
@@ -255,7 +252,7 @@ class QdrantBackend(qc.QdrantStore):
                    points_selector=models.PointIdsList(points=pids))
 
     def _scroll_page(self, flt: Any, offset: Any) -> tuple[list[dict], Any]:
-        points, offset = self._call(self.client.scroll, self.collection, scroll_filter=flt, limit=1024,
+        points, offset = self._call(self.client.scroll, self.collection, scroll_filter=flt, limit=qc.SCROLL_PAGE,
                                     offset=offset, with_payload=True, with_vectors=False)
         return [p.payload or {} for p in points], offset
 

@@ -115,6 +115,15 @@ def check_metadata(found: dict | None, dim: int, levels: tuple[int, ...], adapto
                                    f"{str(info.get('adaptor_hash'))[:12]}, got {str(adaptor_hash)[:12]}")
 
 
+def shared_builders(engine: Any) -> dict[str, Callable]:
+    """The two :class:`Vocabulary` builders both engines spell alike (``Filter`` and
+    ``FieldCondition`` with the same keywords); ``engine`` is ``qdrant_client.models`` or
+    ``qdrant_edge``."""
+    return {"filter": lambda must=None, should=None, must_not=None: engine.Filter(must=must, should=should,
+                                                                                  must_not=must_not),
+            "field": lambda key, match=None, range=None: engine.FieldCondition(key=key, match=match, range=range)}
+
+
 def compile_filter(node: Node | None, v: Vocabulary) -> Any:
     """The matry_index filter tree as a Qdrant ``Filter`` (None for no filter)."""
     if node is None:
@@ -220,6 +229,15 @@ class StoredPoint:
     pid: str
     payload: dict
     full: np.ndarray | None = None
+
+
+SCROLL_PAGE = 1024  # points per scroll request when listing a collection
+
+
+def stored_points(points: list, with_vectors: bool) -> list[StoredPoint]:
+    """Points as either engine returns them (``.id``, ``.payload``, ``.vector["full"]``)."""
+    return [StoredPoint(str(p.id), p.payload or {},
+                        np.asarray(p.vector["full"], np.float32) if with_vectors else None) for p in points]
 
 
 class QdrantStore:

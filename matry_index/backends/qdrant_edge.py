@@ -40,8 +40,7 @@ def _not_bool(value):
 
 
 VOCAB = qc.Vocabulary(
-    filter=lambda must=None, should=None, must_not=None: qe.Filter(must=must, should=should, must_not=must_not),
-    field=lambda key, match=None, range=None: qe.FieldCondition(key=key, match=match, range=range),
+    **qc.shared_builders(qe),
     match_value=lambda v: qe.MatchValue(_not_bool(v)),
     match_any=lambda vs: qe.MatchAny([_not_bool(v) for v in vs]),
     range=lambda **kw: qe.RangeFloat(**kw),
@@ -138,9 +137,7 @@ class QdrantEdgeBackend(qc.QdrantStore):
 
     def _fetch(self, pids: list, with_vectors: bool) -> list[qc.StoredPoint]:
         points = self._run(self.shard.retrieve, pids, True, ["full"] if with_vectors else False)
-        return [qc.StoredPoint(str(p.id), p.payload or {},
-                               np.asarray(p.vector["full"], np.float32) if with_vectors else None)
-                for p in points]
+        return qc.stored_points(points, with_vectors)
 
     def _upsert_batch(self, pids: list, per_level: dict[str, np.ndarray], payloads: list[dict]) -> None:
         points = [qe.Point(pid, {name: v[r] for name, v in per_level.items()}, payloads[r])
@@ -152,7 +149,7 @@ class QdrantEdgeBackend(qc.QdrantStore):
 
     def _scroll_page(self, flt: Any, offset: Any) -> tuple[list[dict], Any]:
         points, offset = self._run(self.shard.scroll, qe.ScrollRequest(
-            offset=offset, limit=1024, filter=flt, with_payload=True, with_vector=False))
+            offset=offset, limit=qc.SCROLL_PAGE, filter=flt, with_payload=True, with_vector=False))
         return [p.payload or {} for p in points], offset
 
     def _query(self, requests: list) -> list[list[Hit]]:
