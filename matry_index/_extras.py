@@ -13,8 +13,12 @@ EXTRA_OF = {"torch": "train", "scipy": "eval", "matplotlib": "eval", "sentence_t
             "qdrant_client": "qdrant", "qdrant_edge": "qdrant"}
 
 
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+
 def require(module: str, purpose: str) -> ModuleType:
-    """``importlib.import_module(module)``, or an ImportError naming the extra to install."""
+    """``importlib.import_module(module)``, or a :class:`MissingExtraError` naming the extra."""
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -22,5 +26,5 @@ def require(module: str, purpose: str) -> ModuleType:
         extra = EXTRA_OF.get(missing)
         if extra is None:
             raise
-        raise ImportError(f"{purpose} needs {missing}, which the base install leaves out: "
+        raise MissingExtraError(f"{purpose} needs {missing}, which the base install leaves out: "
                           f"pip install 'matry_index[{extra}]'") from None

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 
+from ._extras import MissingExtraError
 from ._validation import MatryIndexError, clip_levels
 from .inputs import load_matrix, parse_json_object, read_jsonl, read_lines
 
@@ -294,10 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except MatryIndexError as exc:
-        print(f"matry-index: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a path that cannot be read or written: the user's to fix
+    # bad input, a path that cannot be read or written, an extra not installed: the user's to fix
+    except (MatryIndexError, OSError, MissingExtraError) as exc:
         print(f"matry-index: error: {exc}", file=sys.stderr)
         return 2
 
