@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import MatryIndexError
-from .base import Backend, Hit, Record
+from .base import Backend, Hit, Record, SavedBackend
 
 KINDS = ("faiss", "qdrant", "qdrant-edge")
 
@@ -45,9 +45,10 @@ def open_saved(kind: str, directory: Path, dim: int, levels: tuple[int, ...], op
     if not isinstance(options, dict):
         raise MatryIndexError(f"{directory}: the saved backend options are not an object")
     try:
-        return _backend_class(kind).open(directory, dim, levels, options, adaptor_hash, dict(connection or {}))
+        return _backend_class(kind).open(SavedBackend(directory, dim, tuple(levels), dict(options), adaptor_hash,
+                                                      dict(connection or {})))
     except TypeError as exc:  # an option the backend does not take, saved or passed
         raise MatryIndexError(f"{directory}: cannot reopen the {kind} backend with these options: {exc}") from None
 
 
-__all__ = ["Backend", "Hit", "Record", "KINDS", "create", "open_saved"]
+__all__ = ["Backend", "Hit", "Record", "SavedBackend", "KINDS", "create", "open_saved"]

@@ -38,6 +38,21 @@ class Record:
     metadata: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SavedBackend:
+    """What reopening a saved backend starts from: the folder its :meth:`Backend.save` wrote,
+    what the index manifest records (dimension, levels, the backend's options, the adaptor's
+    hash), and what the caller passes to override the saved options (``connection``: a moved
+    shard's ``path``, a server's ``url`` / ``api_key`` / ``client``)."""
+
+    directory: Path
+    dim: int
+    levels: tuple[int, ...]
+    options: dict[str, Any]
+    adaptor_hash: str | None = None
+    connection: dict[str, Any] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Storage + funnel search over several prefix levels of adapted vectors."""
@@ -48,11 +63,9 @@ class Backend(Protocol):
     levels: tuple[int, ...]
 
     @classmethod
-    def open(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any],
-             adaptor_hash: str | None, connection: dict[str, Any]) -> "Backend":
-        """Reopen what :meth:`save` wrote into ``directory`` (and, for engines that keep their
-        own data, the store it names). Never creates an empty store in place of a missing one;
-        ``connection`` holds what the caller passes to override the saved options."""
+    def open(cls, saved: SavedBackend) -> "Backend":
+        """Reopen what :meth:`save` wrote into ``saved.directory`` (and, for engines that keep
+        their own data, the store it names). Never creates an empty store in place of a missing one."""
 
     def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray, metadata: list[dict]) -> None:
         """Store records, replacing any stored under the same keys; all or nothing. The index

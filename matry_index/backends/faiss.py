@@ -28,7 +28,7 @@ from .._validation import MatryIndexError, normalize_rows
 from ..filters import Node, matches
 from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
-from .base import Hit, Record
+from .base import Hit, Record, SavedBackend
 from .records import read_records, write_records
 from .rows import RowStore
 
@@ -347,10 +347,11 @@ class FaissBackend:
             return {**self.options, "coarse_kind": self._coarse_kind}
 
     @classmethod
-    def open(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any],
-             adaptor_hash: str | None = None, connection: dict[str, Any] | None = None) -> "FaissBackend":
+    def open(cls, saved: SavedBackend) -> "FaissBackend":
         """Rebuild the backend from the files :meth:`save` wrote (plain data: arrays, JSON and a
         FAISS index, checked for shape against the manifest)."""
+        directory, dim, levels, options, connection = (saved.directory, saved.dim, saved.levels,
+                                                       saved.options, saved.connection)
         if connection:
             raise MatryIndexError(f"a FAISS index takes no connection options; got {sorted(connection)}")
         opts = dict(options)

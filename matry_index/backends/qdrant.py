@@ -40,7 +40,7 @@ from .._fs import require_free_space
 from .._validation import MatryIndexError
 from . import qdrant_common as qc
 from . import records as saved_records
-from .base import Hit
+from .base import Hit, SavedBackend
 
 VOCAB = qc.Vocabulary(
     **qc.shared_builders(models),
@@ -291,13 +291,15 @@ class QdrantBackend(qc.QdrantStore):
             return {**self.options, "snapshot": self.in_memory}
 
     @classmethod
-    def open(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any],
-             adaptor_hash: str | None, connection: dict[str, Any]) -> "QdrantBackend":
+    def open(cls, saved: SavedBackend) -> "QdrantBackend":
         """Reopen what :meth:`save` recorded.
 
         A saved file never chooses where requests and credentials go: a server URL is used
         only when the caller passes ``url=`` (and ``api_key=``) or ``trust_stored_url=True``.
         """
+        directory, dim, levels, options, adaptor_hash = (saved.directory, saved.dim, saved.levels,
+                                                          saved.options, saved.adaptor_hash)
+        connection = dict(saved.connection)
         opts = {k: v for k, v in options.items() if k != "snapshot"}
         trust = bool(connection.pop("trust_stored_url", False))
         if opts.get("url") and "url" not in connection and "client" not in connection and not trust:

@@ -28,7 +28,7 @@ import qdrant_edge as qe
 from .._fs import atomic_write_text, require_free_space, unallocated_bytes
 from .._validation import MatryIndexError
 from . import qdrant_common as qc
-from .base import Hit
+from .base import Hit, SavedBackend
 
 def _not_bool(value):
     """qdrant-edge-py 0.9 passes Python bools to the engine as integers, so an equality filter
@@ -170,10 +170,10 @@ class QdrantEdgeBackend(qc.QdrantStore):
         return dict(self.options)
 
     @classmethod
-    def open(cls, directory: Path, dim: int, levels: tuple[int, ...], options: dict[str, Any],
-             adaptor_hash: str | None, connection: dict[str, Any]) -> "QdrantEdgeBackend":
+    def open(cls, saved: SavedBackend) -> "QdrantEdgeBackend":
         """Reopen the shard the index was saved with (``path=`` where it has moved)."""
-        return cls(dim, levels, adaptor_hash=adaptor_hash, must_exist=True, **{**options, **connection})
+        return cls(saved.dim, saved.levels, adaptor_hash=saved.adaptor_hash, must_exist=True,
+                   **{**saved.options, **saved.connection})
 
     def storage_paths(self) -> list[Path]:
         return [self.path]
