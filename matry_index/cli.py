@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 
+from . import __version__
 from ._extras import MissingExtraError
 from ._validation import MatryIndexError, clip_levels
 from .inputs import load_matrix, parse_json_object, read_jsonl, read_lines
@@ -25,8 +26,23 @@ DEFAULT_DATA = Path("../shared/data/scifact")
 DEFAULT_LEVELS = "32,64,128,192,256"
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions kept as written, and each option's default shown in ``--help`` (unless
+    it is None or False: "not set" says nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with every usage error as one line on stderr and exit code 2."""
+    """argparse with every usage error as one line on stderr and exit code 2, and defaults
+    shown in every command's help (subcommands inherit the class)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
@@ -211,8 +227,8 @@ def cmd_qdrant_setup(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="matry-index", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="matry-index", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_args(p: argparse.ArgumentParser) -> None:
@@ -224,45 +240,46 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sentence-transformers model used when no embeddings are cached")
         p.add_argument("--levels", type=_levels, default=_levels(DEFAULT_LEVELS),
                        help="prefix sizes, comma-separated")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, default=0, help="random seed of the fits")
 
     p = sub.add_parser("quickstart", help="adaptors + evaluation + a tuned index, end to end")
     data_args(p)
-    p.add_argument("--out", default="matry_index_run")
-    p.add_argument("--unsupervised-only", action="store_true")
+    p.add_argument("--out", default="matry_index_run", help="folder for results, plot, adaptor and index")
+    p.add_argument("--unsupervised-only", action="store_true", help="skip the supervised adaptor")
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("train", help="fit an adaptor and save it")
     data_args(p)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder to save the adaptor to")
     p.add_argument("--supervised", action="store_true", help="also use the train qrels")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a saved adaptor against truncation and PCA")
     data_args(p)
-    p.add_argument("--adaptor", required=True)
-    p.add_argument("--split", default="test")
+    p.add_argument("--adaptor", required=True, help="saved adaptor folder")
+    p.add_argument("--split", default="test", help="qrels split to score on")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("build", help="build a FAISS index from .npy embeddings")
     p.add_argument("--embeddings", required=True, help=".npy file (n, d)")
     p.add_argument("--ids", required=True, help="text file, one id per line")
     p.add_argument("--payload", help=".jsonl file, one metadata object per line")
-    p.add_argument("--adaptor")
+    p.add_argument("--adaptor", help="saved adaptor folder (none: plain truncation)")
     p.add_argument("--levels", type=_levels, default=None, help="prefix levels; the first is the coarse one")
-    p.add_argument("--coarse", choices=["auto", "flat", "hnsw", "ivf"], default="auto")
-    p.add_argument("--ivf-encoding", choices=["flat", "sq8"], default="flat")
+    p.add_argument("--coarse", choices=["auto", "flat", "hnsw", "ivf"], default="auto",
+                   help="coarse index on the first level (auto: HNSW from 10,000 vectors, else flat)")
+    p.add_argument("--ivf-encoding", choices=["flat", "sq8"], default="flat", help="IVF codes: float32 or 8-bit")
     p.add_argument("--nlist", type=_positive_int, default=None, help="IVF lists (default 4·sqrt(n))")
     p.add_argument("--tune-queries", help=".npy of sample query embeddings to tune the funnel on")
-    p.add_argument("--target-recall", type=_recall, default=0.99)
+    p.add_argument("--target-recall", type=_recall, default=0.99, help="recall@k the tuned plan must reach")
     p.add_argument("-k", type=_positive_int, default=10, help="the k the funnel is tuned for")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder to save the index to (a new one, or an earlier index save)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("search", help="query a saved index with .npy query embeddings")
-    p.add_argument("--index", required=True)
-    p.add_argument("--queries", required=True)
-    p.add_argument("-k", type=_positive_int, default=10)
+    p.add_argument("--index", required=True, help="saved index folder")
+    p.add_argument("--queries", required=True, help=".npy query embeddings, (q, d) or one (d,) vector")
+    p.add_argument("-k", type=_positive_int, default=10, help="hits per query")
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"lang": "en"}\'')
     p.add_argument("--url", help="the Qdrant server of a qdrant index (a saved file never chooses it)")
     p.add_argument("--api-key", default=None, help="API key for --url")
@@ -276,15 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="default: $QDRANT_API_KEY")
     p.add_argument("--path", help="qdrant-client local mode storage folder (tests, small data)")
     p.add_argument("--edge-path", help="a Qdrant Edge shard folder (the engine in-process)")
-    p.add_argument("--collection", default="matry_index")
+    p.add_argument("--collection", default="matry_index", help="collection name")
     p.add_argument("--adaptor", help="saved adaptor folder (its levels and hash go into the collection)")
     p.add_argument("--dim", type=_positive_int, help="embedding dimension when there is no adaptor")
     p.add_argument("--levels", type=_levels, default=None, help="prefix levels, e.g. 64,128,256")
     p.add_argument("--embeddings", help=".npy (n, d) raw embeddings to ingest")
     p.add_argument("--ids", help="one id per line, aligned with --embeddings")
     p.add_argument("--payload", help=".jsonl, one metadata object per line")
-    p.add_argument("--shards", type=_positive_int, default=None)
-    p.add_argument("--replicas", type=_positive_int, default=None)
+    p.add_argument("--shards", type=_positive_int, default=None, help="shard_number of a new collection")
+    p.add_argument("--replicas", type=_positive_int, default=None, help="replication_factor of a new collection")
     p.add_argument("--on-disk", action="store_true", help="keep full vectors on disk")
     p.add_argument("--quantization", choices=["int8"], default=None, help="scalar-quantise the coarse level")
     p.set_defaults(func=cmd_qdrant_setup)

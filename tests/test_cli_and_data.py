@@ -168,3 +168,14 @@ def test_cli_names_a_missing_extra_in_one_line(monkeypatch, capsys, tmp_path):
     assert cli.main(["train", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "matry_index[train]" in err[0]
+
+
+def test_cli_has_a_version_and_help_shows_defaults(capsys):
+    from matry_index import __version__, cli
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"matry-index {__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["build", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 0.99)" in text and "(default: auto)" in text and "(default: None)" not in text
