@@ -59,7 +59,7 @@ def rescore_prefix(vectors: np.ndarray, level_norms: np.ndarray, q_prefix: np.nd
     return np.where(missing, -np.inf, scores) if any_missing else scores
 
 
-def narrow(vectors: np.ndarray, norms: np.ndarray, levels: Sequence[int], queries: np.ndarray,
+def narrow(vectors: np.ndarray, norms: np.ndarray, levels: tuple[int, ...], queries: np.ndarray,
            rows: np.ndarray, stages: Sequence[tuple[int, int]]) -> np.ndarray:
     """The middle stages for a batch: at each (level, kept) stage, rescore the prefix of
     that level and keep each query's best ``kept`` rows.
@@ -67,9 +67,8 @@ def narrow(vectors: np.ndarray, norms: np.ndarray, levels: Sequence[int], querie
     Returns each query's survivors with its -1 padding moved to the end of the row, where
     :func:`top_k_of_rows` expects it.
     """
-    column = {m: i for i, m in enumerate(levels)}
     for level, kept in stages:
-        scores = rescore_prefix(vectors, norms[:, column[level]], queries[:, :level], rows)
+        scores = rescore_prefix(vectors, norms[:, levels.index(level)], queries[:, :level], rows)
         if kept < rows.shape[1]:
             rows = np.take_along_axis(rows, np.argpartition(-scores, kept - 1, axis=1)[:, :kept], 1)
     if (rows < 0).any():
@@ -77,13 +76,12 @@ def narrow(vectors: np.ndarray, norms: np.ndarray, levels: Sequence[int], querie
     return rows
 
 
-def narrow_one(vectors: np.ndarray, norms: np.ndarray, levels: Sequence[int], query: np.ndarray,
+def narrow_one(vectors: np.ndarray, norms: np.ndarray, levels: tuple[int, ...], query: np.ndarray,
                rows: np.ndarray, stages: Sequence[tuple[int, int]]) -> np.ndarray:
     """:func:`narrow` for one query's valid candidate rows (1-d arrays: a third of the
     per-call overhead of the batch path, which matters at one query per call)."""
-    column = {m: i for i, m in enumerate(levels)}
     for level, kept in stages:
-        scores = vectors[rows, :level] @ query[:level] / norms[rows, column[level]]
+        scores = vectors[rows, :level] @ query[:level] / norms[rows, levels.index(level)]
         if kept < len(rows):
             rows = rows[np.argpartition(-scores, kept - 1)[:kept]]
     return rows

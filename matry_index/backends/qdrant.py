@@ -277,13 +277,13 @@ class QdrantBackend(qc.QdrantStore):
                 ids, meta, vectors = [], [], []
                 offset = None
                 while True:
-                    points, offset = self._call(self.client.scroll, self.collection, limit=1024, offset=offset,
-                                                with_payload=True, with_vectors=["full"])
-                    for p in points:
+                    points, offset = self._call(self.client.scroll, self.collection, limit=qc.SCROLL_PAGE,
+                                                offset=offset, with_payload=True, with_vectors=["full"])
+                    for p in qc.stored_points(points, with_vectors=True):
                         uid, m = qc.split_payload(p.payload)
                         ids.append(uid)
                         meta.append(m)
-                        vectors.append(np.asarray(p.vector["full"], np.float32))
+                        vectors.append(p.full)
                     if offset is None:
                         break
                 saved_records.write_records(directory, ids, meta,
