@@ -74,18 +74,23 @@ def load_experiment(data_dir: str | Path, embeddings_dir: str | Path | None = No
 
 
 def fit_adaptors(exp: Experiment, seed: int = 0, supervised: bool = True,
-                 levels: Sequence[int] | None = None, **overrides) -> dict[str, TrainResult]:
-    """Unsupervised (corpus + unlabelled train queries) and supervised (train qrels) fits.
+                 levels: Sequence[int] | None = None, funnel: bool = False, **overrides) -> dict[str, TrainResult]:
+    """Unsupervised (corpus + unlabelled train queries) and supervised (train qrels) fits, and
+    with ``funnel`` the funnel-aware one an index's coarse stage is best served by.
 
     Only the train split is read: its query vectors as anchors and, for the supervised
     stage, its relevance judgements.
     """
     from .adaptor import TrainConfig, fit_supervised, fit_unsupervised
+    from .adaptor.config import FUNNEL_RECIPE
 
     cfg = TrainConfig(seed=seed, **({"levels": tuple(levels)} if levels else {})).with_overrides(**overrides)
     train_q, triples = exp.relevance("train")
     unsup = fit_unsupervised(exp.corpus.vectors, queries=train_q, config=cfg)
     out = {"unsupervised adaptor": unsup}
+    if funnel:
+        out["funnel-aware adaptor"] = fit_unsupervised(exp.corpus.vectors, queries=train_q,
+                                                       config=cfg.with_overrides(**FUNNEL_RECIPE))
     if supervised:
         if not triples:
             raise MatryIndexError("the train split has no usable relevance judgements")

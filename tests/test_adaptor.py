@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from matry_index import MatryIndexError, MatryoshkaAdaptor
+from matry_index._validation import normalize_rows
 from matry_index.adaptor import TrainConfig, fit_unsupervised
 from matry_index.adaptor.training import _TorchAdaptor
 from matry_index.evaluation import evaluate_levels
@@ -137,7 +138,9 @@ def test_benchmarked_settings_are_the_defaults():
     assert [p.name for p in reports][:1] == ["quality.json"]
     defaults = asdict(TrainConfig())
     # settings added after a report was made, with the value that reproduces the code it ran
-    added_later = {"rank_loss": "pairwise", "w_inbatch": 0.0}
+    added_later = {"rank_loss": "pairwise", "w_inbatch": 0.0, "w_recall": 0.0, "recall_levels": (32, 64, 128),
+                   "recall_negatives": 32, "recall_temperature": 0.02, "recall_refresh": 100, "select_by": "loss",
+                   "select_recall": 0.99}
     for path in reports:
         for name, result in json.loads(path.read_text())["sets"].items():
             used = {**added_later, **result["settings"]}
@@ -249,3 +252,35 @@ def test_a_fit_restores_the_callers_torch_thread_count(rng):
     fit_unsupervised(rng.standard_normal((40, 8)).astype(np.float32), levels=(4, 8), hidden=8,
                      max_steps=2, eval_every=1, neighbours=4, batch_size=16, threads=1)
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.slow
+def test_funnel_recipe_keeps_full_cosines_and_needs_fewer_candidates_than_pca(scifact_experiment):
+    """The funnel-aware recipe is a rotation (full-dimension cosines are the original model's,
+    so an index's last stage ranks exactly as the original embeddings do) and its 32/64-d
+    prefixes hold held-out queries' full-dimension top-10 among fewer candidates than PCA's."""
+    from matry_index.adaptor.config import FUNNEL_RECIPE
+    from matry_index.evaluation import PCARotation
+    from matry_index.evaluation.funnel_need import full_dimension_top_k, funnel_need
+    exp = scifact_experiment
+    docs, queries = exp.corpus.vectors[:2500], exp.queries.take(exp.train_queries())
+    held_out, anchors = queries[:200], queries[200:]
+    cfg = TrainConfig(**{**FUNNEL_RECIPE, "max_steps": 150, "batch_size": 128, "neighbours": 16, "threads": 2})
+    fit = fit_unsupervised(docs, queries=anchors, config=cfg)
+    assert fit.adaptor.hidden == 0 and fit.best_step > 0
+    a, b = fit.adaptor.transform(held_out[:20]), fit.adaptor.transform(docs[:50])
+    np.testing.assert_allclose(normalize_rows(a) @ normalize_rows(b).T, held_out[:20] @ docs[:50].T, atol=1e-5)
+    targets = full_dimension_top_k(held_out, docs)
+    ours = funnel_need(held_out, docs, (32, 64), fit.adaptor.transform, recalls=(0.99,), targets=targets)
+    pca = funnel_need(held_out, docs, (32, 64), PCARotation.fit(docs).transform, recalls=(0.99,), targets=targets)
+    for m in (32, 64):
+        assert ours[m]["needed"][0.99] < pca[m]["needed"][0.99], (m, ours, pca)
+
+
+def test_objective_names_a_recipe(rng):
+    from matry_index import cli
+    with pytest.raises(MatryIndexError, match="objective must be one of funnel, prefix"):
+        fit_unsupervised(rng.standard_normal((10, 8)), objective="ndcg")
+    from .conftest import SCIFACT, _require
+    assert cli.main(["train", "--data", str(_require(SCIFACT)), "--supervised", "--objective", "funnel",
+                     "--out", "unused"]) == 2

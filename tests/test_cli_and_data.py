@@ -157,6 +157,7 @@ def test_qdrant_setup_creates_ingests_and_refuses_mismatch(tmp_path, small_corpu
 
 
 def test_cli_names_a_missing_extra_in_one_line(monkeypatch, capsys, tmp_path):
+    from .conftest import _require
     from matry_index import cli
     from matry_index._extras import MissingExtraError, require
     with pytest.raises(ModuleNotFoundError):  # a module no extra provides is not disguised
@@ -165,7 +166,7 @@ def test_cli_names_a_missing_extra_in_one_line(monkeypatch, capsys, tmp_path):
     def missing(*args, **kwargs):
         raise MissingExtraError("fitting an adaptor needs torch: pip install 'matry_index[train]'")
     monkeypatch.setattr("matry_index.adaptor.fit._training", missing)
-    assert cli.main(["train", "--out", str(tmp_path / "a")]) == 2
+    assert cli.main(["train", "--data", str(_require(SCIFACT)), "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "matry_index[train]" in err[0]
 

@@ -441,3 +441,23 @@ def test_hits_carry_the_right_ids_and_metadata_through_mixed_writes(small_corpus
         del expected[i]
     check(idx)
     check(MatryoshkaIndex.load(idx.save(tmp_path / "ix")))
+
+
+def test_a_rotation_adaptor_leaves_the_final_ranking_the_original_models(backend, small_corpus, tmp_path, rng):
+    """The funnel-aware adaptor is a rotation: an index's last stage then scores the original
+    full-dimension cosine, so its final ranking can never fall below the original model's."""
+    ids, docs, queries = small_corpus
+    q, _ = np.linalg.qr(rng.standard_normal((docs.shape[1], docs.shape[1])))
+    adaptor = MatryoshkaAdaptor(docs.shape[1], (32, 64, 128, 384), rotation=q)
+    assert adaptor.preserves_full_cosines and not MatryoshkaAdaptor(
+        docs.shape[1], (64, 384), rotation=q, w1=np.zeros((384, 4)), b1=np.zeros(4),
+        w2=np.zeros((4, 384)), b2=np.zeros(384)).preserves_full_cosines
+    idx = make_index(backend, tmp_path, adaptor=adaptor)
+    idx.add(ids[:800], docs[:800])
+    norm = docs[:800] / np.linalg.norm(docs[:800], axis=1, keepdims=True)
+    cosines = queries[:20] @ norm.T
+    top = np.argsort(-cosines, axis=1, kind="stable")[:, :10]
+    for row, hits, expected in zip(cosines, idx.search(queries[:20], k=10, exact=True), top):
+        assert ids_of(hits) == [ids[j] for j in expected]
+        np.testing.assert_allclose([h.score for h in hits], row[expected], atol=1e-5)
+    idx.close()

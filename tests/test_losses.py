@@ -1,6 +1,8 @@
 """Each loss against a value worked out by hand on a tiny case."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -89,3 +91,16 @@ def test_softmax_ranking_loss_by_hand():
     expected = -(2 / 3 * (16.0 - log_z) + 1 / 3 * (4.0 - log_z))
     got = losses.softmax_ranking_loss(scores, relevance, scale=20.0, mask=mask)
     assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_smooth_rank_counts_the_negatives_above_each_positive_and_pushes_them_down():
+    from matry_index.adaptor.losses import smooth_rank_loss
+    positive = torch.tensor([[0.9, 0.5]], requires_grad=True)
+    hard = torch.tensor([[0.8, 0.7, 0.6]], requires_grad=True)
+    sampled = torch.tensor([0.0, 0.1])
+    loss = smooth_rank_loss(positive, hard, sampled, sampled_weight=10.0, temperature=1e-3, target=1.0)
+    # ranks: 0.9 is above everything (0), 0.5 is below all three hard negatives (3)
+    assert loss.item() == pytest.approx((np.log1p(0.0) + np.log1p(3.0)) / 2, abs=1e-4)
+    loss = smooth_rank_loss(positive, hard, sampled, sampled_weight=10.0, temperature=0.05)
+    loss.backward()
+    assert (positive.grad < 0).all() and (hard.grad > 0).all()  # descent lifts positives, lowers negatives

@@ -102,6 +102,9 @@ CONSTRAINTS: dict[str, Any] = {
     "query_anchor_share": OrNone(Interval(float, 0, 1)),
     "w_rank": NON_NEGATIVE, "rank_loss": Choice(("pairwise", "softmax-inbatch")), "rank_scale": POSITIVE,
     "w_inbatch": NON_NEGATIVE, "hard_negatives": POSITIVE_INT, "supervised_lr": POSITIVE,
+    "w_recall": NON_NEGATIVE, "recall_levels": Levels(), "recall_negatives": POSITIVE_INT,
+    "recall_temperature": POSITIVE, "recall_refresh": POSITIVE_INT,
+    "select_by": Choice(("loss", "candidates")), "select_recall": Interval(float, 0, 1, closed="right"),
     "seed": Interval(int, 0), "threads": OrNone(POSITIVE_INT),
 }
 
@@ -134,6 +137,15 @@ class TrainConfig:
     level_weight_power: float = 0.0  # weight of level m in the loss ∝ m**power (0 = equal)
     query_anchor_share: float | None = None  # share of each batch drawn from query anchors
     #                                          (None: in proportion to their number)
+    # --- the funnel's coarse stage (docs/adaptor.md, "Trained for the funnel") ---
+    w_recall: float = 0.0          # weight of the smooth-rank term: full top-10 inside each coarse prefix's top
+    recall_levels: tuple[int, ...] = (32, 64, 128)  # the coarse prefixes that term and the selection look at
+    recall_negatives: int = 32     # hard negatives per anchor and coarse level, mined in the current prefix
+    recall_temperature: float = 0.02
+    recall_refresh: int = 100      # steps between re-mining the hard negatives
+    select_by: str = "loss"        # keep the state with the lowest held-out loss, or the fewest
+    #                                held-out candidates needed at the coarse levels ("candidates")
+    select_recall: float = 0.99    # the recall those candidates must reach
     # --- supervised stage only (SUPERVISED_ONLY) ---
     w_rank: float = 1.0
     rank_loss: str = "pairwise"    # "pairwise" (Eq. 5 of Yoon et al. 2024) or "softmax-inbatch"
@@ -151,6 +163,7 @@ class TrainConfig:
             if not rule.check(value):
                 raise MatryIndexError(f"TrainConfig.{f.name} must be {rule}; got {value!r}")
         object.__setattr__(self, "levels", tuple(int(m) for m in self.levels))
+        object.__setattr__(self, "recall_levels", tuple(int(m) for m in self.recall_levels))
         if self.w_inbatch and self.rank_loss != "pairwise":
             raise MatryIndexError(f"w_inbatch adds an in-batch term to rank_loss='pairwise' only; got "
                                   f"w_inbatch={self.w_inbatch} with rank_loss={self.rank_loss!r}")
@@ -163,6 +176,17 @@ class TrainConfig:
         if unknown:
             raise MatryIndexError(f"unknown training settings: {sorted(unknown)}")
         return replace(self, **kw)
+
+
+#: settings that turn the default (nDCG-of-each-prefix) recipe into the funnel-aware one: a learned
+#: rotation only, so the full-dimension cosine is the original model's exactly, trained with the
+#: smooth-rank term that keeps each anchor's full-dimension top-10 near the top of every coarse
+#: prefix, and kept at the state that needs the fewest held-out candidates (docs/adaptor.md)
+FUNNEL_RECIPE: dict[str, Any] = {"hidden": 0, "w_recall": 1.0, "select_by": "candidates", "lr": 3e-4,
+                                 "eval_every": 50, "patience": 4, "query_anchor_share": 0.5}
+
+#: the recipes by the name the CLI and ``fit_unsupervised(objective=...)`` know them by
+OBJECTIVES: dict[str, dict[str, Any]] = {"prefix": {}, "funnel": FUNNEL_RECIPE}
 
 
 def default_threads() -> int:

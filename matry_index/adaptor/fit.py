@@ -14,8 +14,9 @@ from typing import Any
 
 from .._extras import require
 from .._validation import MatryIndexError, as_matrix, normalize_rows
-from .config import TrainConfig, TrainResult
+from .config import OBJECTIVES, TrainConfig, TrainResult
 from .model import MatryoshkaAdaptor
+
 
 def _training() -> ModuleType:
     """The torch half of training, or an error that names the extra providing it."""
@@ -31,12 +32,15 @@ def _settings(config: TrainConfig | None, overrides: dict[str, Any]) -> TrainCon
 
 
 def fit_unsupervised(corpus: Any, *, queries: Any = None, config: TrainConfig | None = None,
-                     **overrides: Any) -> TrainResult:
+                     objective: str = "prefix", **overrides: Any) -> TrainResult:
     """Train an adaptor on corpus embeddings (plus optional unlabelled query embeddings).
 
     ``corpus`` is (n, d) float; ``queries`` (q, d) are extra anchors whose nearest documents
     the prefixes must rank as the full embedding does — no relevance labels are read.
-    Settings come from ``config`` (a :class:`TrainConfig`) with keyword ``overrides``.
+    Settings come from ``config`` (a :class:`TrainConfig`) with keyword ``overrides``, on top
+    of the recipe of ``objective``: ``"prefix"`` (best nDCG@10 of each prefix searched alone)
+    or ``"funnel"`` (for an index: a rotation whose coarse prefixes hold the full-dimension
+    top-10 among the fewest candidates, :data:`~matry_index.adaptor.config.FUNNEL_RECIPE`).
 
     Each anchor's nearest documents are mined once over the whole corpus in the original
     space; the adaptor learns to make every prefix reproduce their ranking (listwise KL) and,
@@ -44,7 +48,9 @@ def fit_unsupervised(corpus: Any, *, queries: Any = None, config: TrainConfig | 
     while staying close to the input (reconstruction loss). It stops early on how well each
     prefix reproduces the full-dimension top-10 of held-out anchors.
     """
-    cfg = _settings(config, overrides)
+    if objective not in OBJECTIVES:
+        raise MatryIndexError(f"objective must be one of {', '.join(sorted(OBJECTIVES))}; got {objective!r}")
+    cfg = _settings(config, {**OBJECTIVES[objective], **overrides})
     corpus = normalize_rows(as_matrix(corpus, name="corpus"))
     if len(corpus) < 2:
         raise MatryIndexError("need at least 2 corpus embeddings to train an adaptor")

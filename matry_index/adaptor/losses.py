@@ -118,3 +118,23 @@ def softmax_ranking_loss(scores: torch.Tensor, relevance: torch.Tensor, scale: f
     target = rel / total.clamp_min(1e-12)
     per_query = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
     return per_query[has_pos].mean() if has_pos.any() else scores.sum() * 0.0
+
+
+def smooth_rank_loss(positive: torch.Tensor, hard: torch.Tensor, sampled: torch.Tensor,
+                     sampled_weight: float, temperature: float, target: float = 10.0) -> torch.Tensor:
+    """Mean log(1 + rank / target) of each positive, its rank among the negatives smoothed.
+
+    A coarse stage of a funnel keeps C candidates; a positive (one of the anchor's
+    full-dimension top-k) is found when fewer than C negatives outscore it. Its rank is
+    estimated as sum sigmoid((s_neg - s_pos) / temperature) over the ``hard`` negatives (the
+    ones the current prefix ranks highest, mined exactly) plus ``sampled_weight`` times the sum
+    over ``sampled`` random documents (standing in for the rest of the corpus), as in smooth
+    average-precision losses. The logarithm makes halving a rank worth the same anywhere, so
+    the worst-placed positives, which decide the candidates needed for a high recall, keep
+    their gradient. Shapes: ``positive`` (B, P), ``hard`` (B, H), ``sampled`` (B, R) or (R,).
+    """
+    def above(negatives: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid((negatives.unsqueeze(1) - positive.unsqueeze(2)) / temperature).sum(-1)
+    sampled = sampled if sampled.dim() == 2 else sampled.expand(positive.shape[0], -1)
+    rank = above(hard) + sampled_weight * above(sampled)
+    return torch.log1p(rank / target).mean()

@@ -95,6 +95,12 @@ class MatryoshkaAdaptor:
         return 0 if self.w1 is None else int(self.w1.shape[1])
 
     @property
+    def preserves_full_cosines(self) -> bool:
+        """True for a rotation without an MLP (the funnel-aware recipe): full-dimension cosines
+        are the original model's exactly, so an index's last stage ranks as the original does."""
+        return self.w1 is None
+
+    @property
     def is_identity(self) -> bool:
         return self.rotation is None and self.w1 is None
 

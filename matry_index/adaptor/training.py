@@ -27,7 +27,11 @@ from ..evaluation.baselines import PCARotation
 from ..evaluation.retrieval import exact_search
 from . import losses
 from .config import TrainConfig, TrainResult, default_threads
+from .coarse_recall import HardNegatives, candidates_score
 from .model import MatryoshkaAdaptor
+
+#: the final top-k a funnel must find: the coarse stage is trained and selected for it
+FUNNEL_TOP_K = 10
 
 
 class _TorchAdaptor(nn.Module):
@@ -108,6 +112,11 @@ class _Anchors:
         if extra is not None:
             nbrs.append(mine_neighbours(extra, corpus, cfg.neighbours, exclude_self=False))
         self.neighbours = np.concatenate(nbrs)
+        self.n_positive = min(FUNNEL_TOP_K, self.neighbours.shape[1])
+        own = np.full(len(self.vectors), -1, np.int64)
+        own[:len(corpus)] = np.arange(len(corpus))
+        self.hard = HardNegatives(np.concatenate([self.neighbours[:, :self.n_positive], own[:, None]], 1),
+                                  clip_levels(cfg.recall_levels, corpus.shape[1]), cfg.recall_negatives)
         order = rng.permutation(len(self.vectors))
         n_val = max(1, int(round(cfg.val_fraction * len(order)))) if len(order) > 1 else 0
         self.val, self.train = order[:n_val], order[n_val:]
@@ -142,19 +151,23 @@ def level_weights(levels: Sequence[int], power: float) -> np.ndarray:
 
 def _similarity_terms(module: _TorchAdaptor, anchors: np.ndarray, corpus: np.ndarray,
                       nbr_idx: np.ndarray, rand_idx: np.ndarray, levels: tuple[int, ...],
-                      cfg: TrainConfig) -> dict[str, torch.Tensor]:
+                      cfg: TrainConfig, hard_idx: np.ndarray | None = None,
+                      hard_levels: tuple[int, ...] = (), n_positive: int = FUNNEL_TOP_K) -> dict[str, torch.Tensor]:
     """The unsupervised loss terms for one batch, averaged over prefix levels.
 
     ``anchors`` (B, d) are compared with their mined neighbours ``corpus[nbr_idx]`` (B, k)
-    and with random documents ``corpus[rand_idx]`` shared by the batch. Each distinct
-    document goes through the adaptor once, however many anchors it serves.
+    and with random documents ``corpus[rand_idx]`` shared by the batch; with ``hard_idx``
+    (B, len(hard_levels), H), also each coarse level's hard negatives, for the funnel's
+    recall term. Each distinct document goes through the adaptor once, however many anchors
+    it serves.
     """
     b, k = nbr_idx.shape
-    docs, inverse = np.unique(np.concatenate([nbr_idx.ravel(), rand_idx]), return_inverse=True)
+    hard = np.empty((b, 0, 0), np.int64) if hard_idx is None else hard_idx
+    docs, inverse = np.unique(np.concatenate([nbr_idx.ravel(), rand_idx, hard.ravel()]), return_inverse=True)
     adapted, residual = module(torch.from_numpy(np.concatenate([anchors, corpus[docs]])))
     a_ad, d_ad = adapted[:b], adapted[b:]
     inverse = torch.from_numpy(inverse)
-    n_ad, r_ad = d_ad[inverse[:b * k]].reshape(b, k, -1), d_ad[inverse[b * k:]]
+    n_ad, r_ad = d_ad[inverse[:b * k]].reshape(b, k, -1), d_ad[inverse[b * k:b * k + len(rand_idx)]]
     with torch.no_grad():
         a_t = torch.from_numpy(anchors)
         t_nbr = losses.prefix_cosines(a_t, torch.from_numpy(corpus[nbr_idx]), a_t.shape[1])
@@ -169,15 +182,26 @@ def _similarity_terms(module: _TorchAdaptor, anchors: np.ndarray, corpus: np.nda
             terms["listwise"] = terms["listwise"] + w * losses.listwise_kl_loss(
                 torch.cat([t_nbr, t_rand], 1), torch.cat([p_nbr, p_rand], 1), cfg.temperature)
     terms["rec"] = losses.reconstruction_loss(residual)
+    terms["recall"] = 0.0
+    if hard_idx is not None:
+        h_ad = d_ad[inverse[b * k + len(rand_idx):]].reshape(*hard.shape, -1)
+        rest = max(len(corpus) - hard.shape[2] - n_positive, 0) / max(len(rand_idx), 1)
+        for li, m in enumerate(hard_levels):
+            terms["recall"] = terms["recall"] + losses.smooth_rank_loss(
+                losses.prefix_cosines(a_ad, n_ad[:, :n_positive], m),
+                losses.prefix_cosines(a_ad, h_ad[:, li], m), losses.prefix_cosines(a_ad, r_ad, m),
+                rest, cfg.recall_temperature) / len(hard_levels)
     return terms
 
 
 def _unsupervised_loss(module, data: _Anchors, idx: np.ndarray, levels, cfg, rng) -> tuple[torch.Tensor, dict]:
     rand_idx = rng.integers(0, len(data.corpus), len(idx))
+    recall = cfg.w_recall > 0 and data.hard.rows is not None
     terms = _similarity_terms(module, data.vectors[idx], data.corpus, data.neighbours[idx],
-                              rand_idx, levels, cfg)
+                              rand_idx, levels, cfg, data.hard.rows[idx] if recall else None,
+                              data.hard.levels, data.n_positive)
     total = (cfg.w_topk * terms["topk"] + cfg.w_pair * terms["pair"]
-             + cfg.w_listwise * terms["listwise"] + cfg.w_rec * terms["rec"])
+             + cfg.w_listwise * terms["listwise"] + cfg.w_rec * terms["rec"] + cfg.w_recall * terms["recall"])
     return total, {n: float(v.detach()) if torch.is_tensor(v) else float(v) for n, v in terms.items()}
 
 
@@ -190,6 +214,25 @@ def _validation_loss(module: _TorchAdaptor, data: _Anchors, levels, cfg: TrainCo
         loss, _ = _unsupervised_loss(module, data, idx, levels, cfg, rng)
         total += float(loss) * len(idx)
     return total / max(len(data.val), 1)
+
+
+def _adapt(module: _TorchAdaptor, x: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """The module's output for numpy rows, without gradients."""
+    with torch.no_grad():
+        return np.concatenate([module(torch.from_numpy(x[s:s + batch]))[0].numpy()
+                               for s in range(0, len(x), batch)]) if len(x) else x
+
+
+def _refresh_hard_negatives(module: _TorchAdaptor, data: _Anchors) -> None:
+    """Re-mine every anchor's coarse-level hard negatives under the current adaptor."""
+    data.hard.refresh(_adapt(module, data.vectors), _adapt(module, data.corpus), np.arange(len(data.vectors)))
+
+
+def _held_out_candidates(module: _TorchAdaptor, data: _Anchors, cfg: TrainConfig) -> float:
+    """Selection score: minus the mean log of the candidates each coarse prefix needs to hold
+    ``cfg.select_recall`` of the held-out anchors' full-dimension top-k (higher is better)."""
+    return candidates_score(lambda x: _adapt(module, x), data.vectors[data.val], data.corpus,
+                            data.neighbours[data.val, :data.n_positive], data.hard.levels, cfg.select_recall)
 
 
 def _initial_adaptor(corpus: np.ndarray, levels: tuple[int, ...], cfg: TrainConfig) -> MatryoshkaAdaptor:
@@ -261,11 +304,19 @@ def run_unsupervised(corpus: np.ndarray, extra: np.ndarray | None, cfg: TrainCon
         settings = {"mode": "unsupervised", **asdict(cfg), "n_corpus": len(corpus),
                     "n_query_anchors": 0 if extra is None else len(extra)}
 
+        steps = iter(range(1 << 62))
+        if cfg.w_recall:
+            _refresh_hard_negatives(module, data)
+
         def step_loss():
+            if cfg.w_recall and next(steps) % cfg.recall_refresh == cfg.recall_refresh - 1:
+                _refresh_hard_negatives(module, data)
             idx = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
             return _unsupervised_loss(module, data, idx, loss_levels, cfg, rng)
 
         def evaluate() -> float:
+            if cfg.select_by == "candidates":
+                return _held_out_candidates(module, data, cfg)
             with torch.no_grad():
                 return -_validation_loss(module, data, loss_levels, cfg)
 

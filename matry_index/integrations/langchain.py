@@ -161,14 +161,15 @@ class MatryoshkaVectorStore(VectorStore):
 
     def fit_adaptor(self, texts: Sequence[str], queries: Sequence[str] | None = None, **train_kwargs: Any) -> MatryoshkaAdaptor:
         """Fit an unsupervised adaptor on these texts (and optional past queries) and use it
-        for this store from now on. Call it before adding documents: vectors already stored
+        for this store from now on: by default the funnel-aware one (``objective="funnel"``),
+        whose final ranking is the embedding model's own. Call it before adding documents: vectors already stored
         were adapted with the previous adaptor."""
         from ..adaptor import fit_unsupervised
         if self.index is not None and len(self.index):
             raise ValueError("fit the adaptor before adding documents (stored vectors would not match)")
         docs = np.asarray(self._embedding.embed_documents(list(texts)), dtype=np.float32)
         q = np.asarray([self._embedding.embed_query(t) for t in queries], np.float32) if queries else None
-        adaptor = fit_unsupervised(docs, queries=q, **train_kwargs).adaptor
+        adaptor = fit_unsupervised(docs, queries=q, **{"objective": "funnel", **train_kwargs}).adaptor
         self._spec["adaptor"] = adaptor
         self.index = None
         return adaptor

@@ -1,0 +1,150 @@
+"""How many candidates each coarse prefix needs, per representation, and what codes cost.
+
+For SciFact and docstrings (all-MiniLM-L6-v2 embeddings; adaptors fitted on the corpus plus the
+unlabelled *train* queries, selected on held-out anchors; the *test* queries are only measured):
+
+* candidates a coarse stage needs (exact coarse search, so a property of the representation)
+  for recall@10 >= 0.99 and 0.995 of each query's full-dimension top-10 under the *original*
+  embeddings, at 32 / 64 / 128-d float prefixes, for truncation, PCA, the nDCG-oriented adaptor
+  and the funnel-aware one (mean of the seeds);
+* nDCG@10 of each prefix alone, and of a funnel's final ranking (coarse 64-d top-100, rescored
+  by the original full-dimension cosine);
+* quantised coarse codes (int8 per coordinate, sign bits) against bytes per vector: recall@100
+  of the full-dimension top-10 and candidates needed for 0.99, next to sign bits of the
+  original full vector (48 bytes at 384-d, the usual binary-quantisation recipe).
+
+    python benchmarks/funnel_need.py [--sets scifact docstrings] [--seeds 0 1 2] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import RESULTS, SHARED_DATA
+from matry_index._validation import normalize_rows
+from matry_index.adaptor import TrainConfig, fit_unsupervised
+from matry_index.adaptor.config import FUNNEL_RECIPE
+from matry_index.evaluation import PCARotation, evaluate_levels, ndcg_at_k
+from matry_index.evaluation.funnel_need import full_dimension_top_k, funnel_need
+from matry_index.experiment import load_experiment
+
+COARSE = (32, 64, 128)
+PREFIX_LEVELS = (32, 64, 128, 384)
+RECALLS = (0.99, 0.995)
+#: (code, prefix dimension) pairs of the quantised rows: 32, 48 and 64 bytes per vector
+CODES = (("int8", 32), ("binary", 256), ("binary", 384), ("int8", 64))
+FINAL_LEVEL, FINAL_CANDIDATES = 64, 100
+
+
+def final_ndcg(task, transform, level: int = FINAL_LEVEL, candidates: int = FINAL_CANDIDATES) -> float:
+    """nDCG@10 of a funnel: coarse top-``candidates`` on the ``level`` prefix of ``transform``,
+    reranked by the original full-dimension cosine."""
+    docs = transform(task.docs) if transform else task.docs
+    queries = transform(task.queries) if transform else task.queries
+    d, q = normalize_rows(docs[:, :level]), normalize_rows(queries[:, :level])
+    full_d, full_q = normalize_rows(task.docs), normalize_rows(task.queries)
+    run = {}
+    for i, qid in enumerate(task.query_ids):
+        cand = np.argpartition(-(d @ q[i]), candidates)[:candidates]
+        order = cand[np.argsort(-(full_d[cand] @ full_q[i]), kind="stable")][:10]
+        run[qid] = [task.doc_ids[j] for j in order]
+    return float(ndcg_at_k(run, task.qrels, 10))
+
+
+def measure(task, transform, targets) -> dict:
+    need = funnel_need(task.queries, task.docs, COARSE, transform, recalls=RECALLS, targets=targets)
+    ndcg = evaluate_levels(task, PREFIX_LEVELS, transform)
+    codes = {}
+    for code, dim in CODES:
+        if dim <= task.docs.shape[1]:
+            row = funnel_need(task.queries, task.docs, (dim,), transform, code, recalls=(0.99,),
+                              candidates=(100,), targets=targets)[dim]
+            codes[f"{code}-{dim}"] = {"bytes": row["bytes"], "recall@100": row["recall_at"][100],
+                                      "needed@0.99": row["needed"][0.99]}
+    return {"needed": {m: {str(r): v["needed"][r] for r in RECALLS} for m, v in need.items()},
+            "recall@100": {m: v["recall_at"][100] for m, v in need.items()},
+            "ndcg@10": {m: ndcg[m]["ndcg@10"] for m in PREFIX_LEVELS}, "final_ndcg@10": final_ndcg(task, transform),
+            "codes": codes}
+
+
+def mean_rows(rows: list[dict]):
+    """Element-wise mean of nested dicts of numbers (the seeds of one method)."""
+    first = rows[0]
+    if isinstance(first, dict):
+        return {k: mean_rows([r[k] for r in rows]) for k in first}
+    return float(np.mean(rows))
+
+
+def run_set(name: str, seeds, threads: int | None) -> dict:
+    exp = load_experiment(SHARED_DATA / name)
+    task = exp.task("test")
+    anchors, _ = exp.relevance("train")
+    targets = full_dimension_top_k(task.queries, task.docs)
+    out = {"queries": len(task.query_ids), "docs": len(task.doc_ids), "methods": {}, "fit_seconds": {}}
+    out["methods"]["truncation"] = measure(task, None, targets)
+    out["methods"]["PCA"] = measure(task, PCARotation.fit(exp.corpus.vectors).transform, targets)
+    recipes = {"adaptor (nDCG-oriented)": {}, "adaptor (funnel-aware)": FUNNEL_RECIPE}
+    for label, recipe in recipes.items():
+        per_seed, seconds = [], []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            fit = fit_unsupervised(exp.corpus.vectors, queries=anchors,
+                                   config=TrainConfig(seed=seed, threads=threads, **recipe))
+            seconds.append(time.perf_counter() - t0)
+            per_seed.append(measure(task, fit.adaptor.transform, targets))
+            print(name, label, seed, per_seed[-1]["needed"], flush=True)
+        out["methods"][label] = mean_rows(per_seed)
+        out["methods"][label]["seeds"] = len(seeds)
+        out["fit_seconds"][label] = float(np.mean(seconds))
+    return out
+
+
+def markdown(report: dict, seeds) -> str:
+    md = ["# Candidates a coarse stage needs, per representation", "",
+          "Test queries; adaptors fitted on the corpus and unlabelled train queries only (mean of "
+          f"seeds {', '.join(map(str, seeds))}). *needed* = candidates the exact coarse search of a prefix "
+          "must keep for recall@10 of the original full-dimension top-10 to reach 0.99 / 0.995. "
+          f"*final* = nDCG@10 of a funnel (coarse {FINAL_LEVEL}-d top-{FINAL_CANDIDATES}, rescored "
+          "by the original full-dimension cosine). `python benchmarks/funnel_need.py`", ""]
+    for name, res in report.items():
+        methods = res["methods"]
+        md += [f"## {name} ({res['docs']} documents, {res['queries']} test queries)", "",
+               "| method | needed 32-d | needed 64-d | needed 128-d | nDCG@10 32 / 64 / 128 / 384 | final |",
+               "|---|---|---|---|---|---|"]
+        for label, row in methods.items():
+            need = " | ".join(f"{row['needed'][m]['0.99']:.0f} / {row['needed'][m]['0.995']:.0f}" for m in COARSE)
+            nd = " / ".join(f"{row['ndcg@10'][m]:.3f}" for m in PREFIX_LEVELS)
+            md.append(f"| {label} | {need} | {nd} | {row['final_ndcg@10']:.3f} |")
+        md += ["", "Quantised coarse codes: recall@100 of the full-dimension top-10 / candidates needed for 0.99",
+               "", "| method | " + " | ".join(f"{c} ({methods['PCA']['codes'][c]['bytes']} B)"
+                                             for c in methods["PCA"]["codes"]) + " |",
+               "|---|" + "---|" * len(methods["PCA"]["codes"])]
+        for label, row in methods.items():
+            md.append(f"| {label} | " + " | ".join(f"{v['recall@100']:.3f} / {v['needed@0.99']:.0f}"
+                                                   for v in row["codes"].values()) + " |")
+        md += ["", "Fit seconds (mean per seed): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in res["fit_seconds"].items()), ""]
+    return "\n".join(md)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=["scifact", "docstrings"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per fit")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    out = Path(args.out)
+    report = {name: run_set(name, args.seeds, args.threads) for name in args.sets}
+    (out / "funnel_need.json").write_text(json.dumps(report, indent=2))
+    text = markdown(report, args.seeds)
+    (out / "funnel_need.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
