@@ -40,11 +40,10 @@ CODES = (("int8", 32), ("binary", 256), ("binary", 384), ("int8", 64))
 FINAL_LEVEL, FINAL_CANDIDATES = 64, 100
 
 
-def final_ndcg(task, transform, level: int = FINAL_LEVEL, candidates: int = FINAL_CANDIDATES) -> float:
-    """nDCG@10 of a funnel: coarse top-``candidates`` on the ``level`` prefix of ``transform``,
-    reranked by the original full-dimension cosine."""
-    docs = transform(task.docs) if transform else task.docs
-    queries = transform(task.queries) if transform else task.queries
+def final_ndcg(task, queries: np.ndarray, docs: np.ndarray, level: int = FINAL_LEVEL,
+               candidates: int = FINAL_CANDIDATES) -> float:
+    """nDCG@10 of a funnel: coarse top-``candidates`` on the ``level`` prefix of the transformed
+    ``queries`` / ``docs``, reranked by the original full-dimension cosine."""
     d, q = normalize_rows(docs[:, :level]), normalize_rows(queries[:, :level])
     full_d, full_q = normalize_rows(task.docs), normalize_rows(task.queries)
     run = {}
@@ -56,18 +55,21 @@ def final_ndcg(task, transform, level: int = FINAL_LEVEL, candidates: int = FINA
 
 
 def measure(task, transform, targets) -> dict:
-    need = funnel_need(task.queries, task.docs, COARSE, transform, recalls=RECALLS, targets=targets)
+    """Every figure of one method; its transform is applied once to the queries and documents."""
+    queries = transform(task.queries) if transform else task.queries
+    docs = transform(task.docs) if transform else task.docs
+    need = funnel_need(queries, docs, COARSE, recalls=RECALLS, targets=targets)
     ndcg = evaluate_levels(task, PREFIX_LEVELS, transform)
     codes = {}
     for code, dim in CODES:
-        if dim <= task.docs.shape[1]:
-            row = funnel_need(task.queries, task.docs, (dim,), transform, code, recalls=(0.99,),
+        if dim <= docs.shape[1]:
+            row = funnel_need(queries, docs, (dim,), None, code, recalls=(0.99,),
                               candidates=(100,), targets=targets)[dim]
             codes[f"{code}-{dim}"] = {"bytes": row["bytes"], "recall@100": row["recall_at"][100],
                                       "needed@0.99": row["needed"][0.99]}
     return {"needed": {m: {str(r): v["needed"][r] for r in RECALLS} for m, v in need.items()},
             "recall@100": {m: v["recall_at"][100] for m, v in need.items()},
-            "ndcg@10": {m: ndcg[m]["ndcg@10"] for m in PREFIX_LEVELS}, "final_ndcg@10": final_ndcg(task, transform),
+            "ndcg@10": {m: ndcg[m]["ndcg@10"] for m in PREFIX_LEVELS}, "final_ndcg@10": final_ndcg(task, queries, docs),
             "codes": codes}
 
 

@@ -82,15 +82,14 @@ def fit_adaptors(exp: Experiment, seed: int = 0, supervised: bool = True,
     stage, its relevance judgements.
     """
     from .adaptor import TrainConfig, fit_supervised, fit_unsupervised
-    from .adaptor.config import FUNNEL_RECIPE
 
     cfg = TrainConfig(seed=seed, **({"levels": tuple(levels)} if levels else {})).with_overrides(**overrides)
     train_q, triples = exp.relevance("train")
     unsup = fit_unsupervised(exp.corpus.vectors, queries=train_q, config=cfg)
     out = {"unsupervised adaptor": unsup}
     if funnel:
-        out["funnel-aware adaptor"] = fit_unsupervised(exp.corpus.vectors, queries=train_q,
-                                                       config=cfg.with_overrides(**FUNNEL_RECIPE))
+        out["funnel-aware adaptor"] = fit_unsupervised(exp.corpus.vectors, queries=train_q, config=cfg,
+                                                       objective="funnel")
     if supervised:
         if not triples:
             raise MatryIndexError("the train split has no usable relevance judgements")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .._validation import normalize_rows
-from ..evaluation.funnel_need import candidates_needed, coarse_ranks
+from ..evaluation.funnel_need import funnel_need
 from ..kernels import exact_top_k
 
 
@@ -27,14 +27,14 @@ class HardNegatives:
         self.excluded, self.levels, self.n = excluded, tuple(levels), int(n)
         self.rows: np.ndarray | None = None
 
-    def refresh(self, adapted_anchors: np.ndarray, adapted_docs: np.ndarray, anchor_rows: np.ndarray) -> None:
-        """Re-mine the negatives of ``anchor_rows`` from their adapted vectors."""
+    def refresh(self, adapted_anchors: np.ndarray, adapted_docs: np.ndarray) -> None:
+        """Re-mine every anchor's negatives from the adapted anchors and documents."""
         depth = min(self.n + self.excluded.shape[1], len(adapted_docs))
         if self.rows is None:
             self.rows = np.zeros((len(self.excluded), len(self.levels), self.n), np.int64)
         for li, m in enumerate(self.levels):
             top, _ = exact_top_k(normalize_rows(adapted_anchors[:, :m]), normalize_rows(adapted_docs[:, :m]), depth)
-            for row, found in zip(anchor_rows, top):
+            for row, found in enumerate(top):
                 keep = found[~np.isin(found, self.excluded[row])][:self.n]
                 self.rows[row, li, :len(keep)] = keep
                 self.rows[row, li, len(keep):] = keep[-1] if len(keep) else 0
@@ -44,7 +44,5 @@ def candidates_score(transform: Callable[[np.ndarray], np.ndarray], anchors: np.
                      targets: np.ndarray, levels: Sequence[int], recall: float) -> float:
     """Minus the mean over ``levels`` of log(candidates needed for ``recall`` of ``targets``)
     (higher is better), exact coarse search of the adapted prefixes of ``anchors`` over ``docs``."""
-    a, d = transform(anchors), transform(docs)
-    needs = [candidates_needed(coarse_ranks(normalize_rows(a[:, :m]), normalize_rows(d[:, :m]), targets, "float"),
-                               recall) for m in levels]
-    return -float(np.mean(np.log(needs)))
+    need = funnel_need(anchors, docs, levels, transform, recalls=(recall,), candidates=(), targets=targets)
+    return -float(np.mean([np.log(need[m]["needed"][recall]) for m in levels]))

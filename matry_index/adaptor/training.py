@@ -11,6 +11,7 @@ reference of the paper they follow.
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -225,7 +226,7 @@ def _adapt(module: _TorchAdaptor, x: np.ndarray, batch: int = 8192) -> np.ndarra
 
 def _refresh_hard_negatives(module: _TorchAdaptor, data: _Anchors) -> None:
     """Re-mine every anchor's coarse-level hard negatives under the current adaptor."""
-    data.hard.refresh(_adapt(module, data.vectors), _adapt(module, data.corpus), np.arange(len(data.vectors)))
+    data.hard.refresh(_adapt(module, data.vectors), _adapt(module, data.corpus))
 
 
 def _held_out_candidates(module: _TorchAdaptor, data: _Anchors, cfg: TrainConfig) -> float:
@@ -304,12 +305,12 @@ def run_unsupervised(corpus: np.ndarray, extra: np.ndarray | None, cfg: TrainCon
         settings = {"mode": "unsupervised", **asdict(cfg), "n_corpus": len(corpus),
                     "n_query_anchors": 0 if extra is None else len(extra)}
 
-        steps = iter(range(1 << 62))
+        steps = itertools.count(1)
         if cfg.w_recall:
             _refresh_hard_negatives(module, data)
 
         def step_loss():
-            if cfg.w_recall and next(steps) % cfg.recall_refresh == cfg.recall_refresh - 1:
+            if cfg.w_recall and next(steps) % cfg.recall_refresh == 0:
                 _refresh_hard_negatives(module, data)
             idx = data.sample(rng, cfg.batch_size, cfg.query_anchor_share)
             return _unsupervised_loss(module, data, idx, loss_levels, cfg, rng)
