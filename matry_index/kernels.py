@@ -21,25 +21,41 @@ import faiss
 import numpy as np
 
 
-def exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int,
-                batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def _top_k_columns(sims: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's ``k`` largest values (in no particular order)."""
+    return np.argpartition(-sims, k - 1, axis=1)[:, :k]
+
+
+def exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int, batch: int = 1024,
+                rows: np.ndarray | None = None, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """Rows and inner products of each query's top-``k`` rows of ``vectors``, best first.
 
-    Ties keep the lower row first (a stable sort), so results are reproducible. ``k`` is
-    clipped to the number of rows; with no rows at all both outputs have 0 columns.
+    ``rows``: search only these rows (increasing), e.g. those a filter allows. The stored rows
+    are scored ``block`` at a time, so a memory-mapped matrix or a large subset is never
+    copied whole. Ties keep the lower row first (a stable sort), so results are reproducible.
+    ``k`` is clipped to the number of rows; with no rows at all both outputs have 0 columns.
     """
-    nq, k = len(queries), min(int(k), len(vectors))
-    rows, scores = np.empty((nq, k), np.int64), np.empty((nq, k), np.float32)
+    n = len(vectors) if rows is None else len(rows)
+    nq, k = len(queries), min(int(k), n)
+    out_rows, out_scores = np.empty((nq, k), np.int64), np.empty((nq, k), np.float32)
     if k == 0:
-        return rows, scores
+        return out_rows, out_scores
     for s in range(0, nq, batch):
-        sims = queries[s:s + batch] @ vectors.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        top_sims = np.take_along_axis(sims, top, 1)
-        order = np.argsort(-top_sims, axis=1, kind="stable")
-        rows[s:s + batch] = np.take_along_axis(top, order, 1)
-        scores[s:s + batch] = np.take_along_axis(top_sims, order, 1)
-    return rows, scores
+        q = queries[s:s + batch]
+        cand_rows, cand_sims = [], []
+        for b in range(0, n, block):
+            ids = np.arange(b, min(n, b + block)) if rows is None else rows[b:b + block]
+            sims = q @ (vectors[b:b + block] if rows is None else vectors[ids]).T
+            top = _top_k_columns(sims, min(k, sims.shape[1]))
+            cand_rows.append(ids[top])
+            cand_sims.append(np.take_along_axis(sims, top, 1))
+        found, sims = np.concatenate(cand_rows, 1), np.concatenate(cand_sims, 1)
+        top = _top_k_columns(sims, k)
+        found, top_sims = np.take_along_axis(found, top, 1), np.take_along_axis(sims, top, 1)
+        order = np.lexsort((found, -top_sims))  # by score, then by row
+        out_rows[s:s + batch] = np.take_along_axis(found, order, 1)
+        out_scores[s:s + batch] = np.take_along_axis(top_sims, order, 1)
+    return out_rows, out_scores
 
 
 def rescore_prefix(vectors: np.ndarray, level_norms: np.ndarray, q_prefix: np.ndarray,

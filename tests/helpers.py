@@ -4,13 +4,19 @@ from __future__ import annotations
 from matry_index import MatryoshkaIndex
 
 BACKENDS = ["faiss", "qdrant", "qdrant-edge"]
+#: FAISS with its full vectors in a memory-mapped file (``vector_storage="mmap"``): the
+#: cross-backend suites run on it as a fourth kind
+FAISS_MMAP = "faiss-mmap"
 
 
 def make_index(kind, tmp_path, dim=384, persistent=False, **kw):
-    """An empty index on one backend: FAISS, Qdrant local mode (in memory, or on disk where a
-    test reopens it), or an Edge shard."""
+    """An empty index on one backend: FAISS (vectors in RAM or memory-mapped), Qdrant local
+    mode (in memory, or on disk where a test reopens it), or an Edge shard."""
     if kind == "faiss":
         return MatryoshkaIndex(dim, coarse=kw.pop("coarse", "hnsw"), **kw)
+    if kind == FAISS_MMAP:
+        return MatryoshkaIndex(dim, coarse=kw.pop("coarse", "hnsw"), vector_storage="mmap",
+                               scratch_dir=str(tmp_path), **kw)
     if kind == "qdrant":
         where = {"path": str(tmp_path / "qdrant")} if persistent else {"location": ":memory:"}
         return MatryoshkaIndex(dim, backend="qdrant", **where, **kw)

@@ -28,7 +28,7 @@ import pytest
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex
 from matry_index._fs import recover_directory
 
-from .helpers import BACKENDS, fail_on_call, ids_of, make_index
+from .helpers import BACKENDS, FAISS_MMAP, fail_on_call, ids_of, make_index
 
 DIM, LEVELS = 16, (8, 16)
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def _save_calls(index, tmp_path, monkeypatch) -> int:
     return counter.calls
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("kind", BACKENDS + [FAISS_MMAP])
 def test_a_save_failing_at_any_step_keeps_the_previous_save(kind, tmp_path, monkeypatch, rng):
     index, vectors = _index(kind, tmp_path, rng)
     queries = vectors[50:53]
@@ -105,7 +105,7 @@ def test_a_save_failing_at_any_step_keeps_the_previous_save(kind, tmp_path, monk
         assert _snapshot(index, queries) == current, n
         leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".ix.tmp")]
         assert leftovers == [], (n, leftovers)
-        if kind in ("faiss", "qdrant"):  # the save holds the records
+        if kind in ("faiss", FAISS_MMAP, "qdrant"):  # the save holds the records
             loaded = MatryoshkaIndex.load(tmp_path / "ix")
             assert _snapshot(loaded, queries) == (current if completed else saved), n
             loaded.close()

@@ -12,7 +12,7 @@ import pytest
 from matry_index import MatryIndexError
 from matry_index.filters import matches, parse_filter
 
-from .helpers import BACKENDS, make_index
+from .helpers import BACKENDS, FAISS_MMAP, make_index
 
 RECORDS = {
     "int2003": {"year": 2003, "tags": ["a", "b"], "nested": {"k": 1}},
@@ -55,7 +55,7 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=BACKENDS + [FAISS_MMAP])
 def index(request, tmp_path_factory):
     idx = make_index(request.param, tmp_path_factory.mktemp(request.param), dim=4)
     vectors = np.random.default_rng(0).standard_normal((len(RECORDS), 4))

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from matry_index import FunnelPlan, MatryIndexError, MatryoshkaIndex
 
-from .helpers import BACKENDS
+from .helpers import BACKENDS, FAISS_MMAP
 
 DIM, LEVELS = 8, (4, 8)
 IDS = [f"id{i}" for i in range(12)] + list(range(100, 106))
@@ -85,6 +85,8 @@ class IndexMachine(RuleBasedStateMachine):
     def _new(self) -> MatryoshkaIndex:
         if self.kind == "faiss":
             return MatryoshkaIndex(DIM, levels=LEVELS, coarse="hnsw")
+        if self.kind == FAISS_MMAP:
+            return MatryoshkaIndex(DIM, levels=LEVELS, coarse="hnsw", vector_storage="mmap", scratch_dir=str(self.dir))
         if self.kind == "qdrant":
             return MatryoshkaIndex(DIM, levels=LEVELS, backend="qdrant", location=":memory:")
         return MatryoshkaIndex(DIM, levels=LEVELS, backend="qdrant-edge", path=str(self.dir / "edge"))
@@ -135,7 +137,9 @@ class IndexMachine(RuleBasedStateMachine):
     def save_and_load(self):
         self.index.save(self.dir / "ix")
         self.index.close()
-        self.index = MatryoshkaIndex.load(self.dir / "ix")
+        # a mapped index maps the saved vectors and writes its scratch file where it is told
+        where = {"scratch_dir": str(self.dir)} if self.kind == FAISS_MMAP else {}
+        self.index = MatryoshkaIndex.load(self.dir / "ix", **where)
 
     # --- reads ------------------------------------------------------------------------------
     @precondition(lambda self: self.model)
@@ -178,7 +182,7 @@ PROFILE = settings(max_examples=40, stateful_step_count=15, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("kind", BACKENDS + [FAISS_MMAP])
 def test_backend_agrees_with_the_model(kind):
     machine = type(f"IndexMachine_{kind}", (IndexMachine,), {"kind": kind})
     machine.TestCase.settings = PROFILE

@@ -109,8 +109,14 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def level_norms(vectors: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
-    """‖v[:m]‖ for every level m, shape (n, len(levels)); zeros become 1 to avoid NaN."""
-    sq = np.cumsum(np.square(vectors, dtype=np.float32), axis=1, dtype=np.float32)
-    norms = np.sqrt(sq[:, [m - 1 for m in levels]])
-    return np.where(norms > 0, norms, 1.0).astype(np.float32)
+def level_norms(vectors: np.ndarray, levels: tuple[int, ...], block: int = 65_536) -> np.ndarray:
+    """‖v[:m]‖ for every level m, shape (n, len(levels)); zeros become 1 to avoid NaN.
+
+    Computed ``block`` rows at a time, so a memory-mapped matrix is streamed through rather
+    than copied into RAM by the temporaries."""
+    out = np.empty((len(vectors), len(levels)), np.float32)
+    cols = [m - 1 for m in levels]
+    for s in range(0, len(vectors), block):
+        sq = np.cumsum(np.square(vectors[s:s + block], dtype=np.float32), axis=1, dtype=np.float32)
+        out[s:s + block] = np.sqrt(sq[:, cols])
+    return np.where(out > 0, out, 1.0).astype(np.float32)

@@ -31,11 +31,14 @@ from ..ids import UserId
 from .base import Hit, Record, SavedBackend
 from .records import read_records, write_records
 from .rows import RowStore
+from .vector_storage import vector_storage as vector_storage_of
 
 COARSE_KINDS = ("auto", "flat", "hnsw", "ivf")
 IVF_ENCODINGS = ("flat", "sq8")
 HNSW_QUANTIZER_FROM = 1024  # lists; below this a flat scan of the centroids is cheap enough
 QUERY_BLOCK = 256           # queries per funnel pass: bounds the (queries × candidates × m) gather
+ADD_BLOCK = 65_536          # rows per coarse-index add in a rebuild: bounds the prefix copy
+TRAIN_PER_LIST = 256        # k-means needs no more than a few hundred points per IVF list
 
 
 def default_nlist(n: int) -> int:
@@ -43,15 +46,18 @@ def default_nlist(n: int) -> int:
     return max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39 or 1))
 
 
-def new_coarse_index(kind: str, m: int, options: dict[str, Any], train_on: np.ndarray) -> faiss.Index:
-    """An empty coarse index of ``kind`` over ``m``-d prefixes (an IVF one trained on ``train_on``)."""
+def new_coarse_index(kind: str, m: int, options: dict[str, Any], train_on: np.ndarray,
+                     n_total: int | None = None) -> faiss.Index:
+    """An empty coarse index of ``kind`` over ``m``-d prefixes for ``n_total`` vectors (default:
+    as many as ``train_on``; an IVF index is trained on ``train_on``, a sample of them)."""
+    n_total = len(train_on) if n_total is None else n_total
     if kind == "flat":
         return faiss.IndexFlatIP(m)
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(m, options["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = options["ef_construction"]
         return index
-    nlist = options["nlist"] or default_nlist(len(train_on))
+    nlist = options["nlist"] or default_nlist(n_total)
     if len(train_on) < nlist:
         raise MatryIndexError(f"an IVF coarse index with {nlist} lists needs at least {nlist} "
                               f"vectors in its first add; got {len(train_on)}")
@@ -66,10 +72,9 @@ def new_coarse_index(kind: str, m: int, options: dict[str, Any], train_on: np.nd
                                               faiss.METRIC_INNER_PRODUCT, False)
     else:
         index = faiss.IndexIVFFlat(quantizer, m, nlist, faiss.METRIC_INNER_PRODUCT)
-    # k-means needs no more than a few hundred points per list; more only costs time
     sample = train_on
-    if len(train_on) > 256 * nlist:
-        sample = train_on[np.random.default_rng(0).choice(len(train_on), 256 * nlist, replace=False)]
+    if len(train_on) > TRAIN_PER_LIST * nlist:  # more only costs time
+        sample = train_on[np.random.default_rng(0).choice(len(train_on), TRAIN_PER_LIST * nlist, replace=False)]
     index.train(sample)
     return index
 
@@ -86,6 +91,12 @@ def search_parameters(index: faiss.Index, kind: str, ef: int, nprobe: int, sel=N
     return faiss.SearchParameters(sel=sel)
 
 
+def _unit_rows(vectors: np.ndarray, block: int = 65_536) -> bool:
+    """Whether every row has norm 1 (checked a block at a time: ``vectors`` may be mapped)."""
+    return all(np.allclose(np.linalg.norm(vectors[s:s + block], axis=1), 1.0, atol=1e-4)
+               for s in range(0, len(vectors), block))
+
+
 class FaissBackend:
     """In-process FAISS storage for a ``dim``-d index with prefix ``levels``.
 
@@ -99,6 +110,12 @@ class FaissBackend:
     graph: scanning thousands of centroids would otherwise cost as much as scanning the lists.
     ``deferred_build``: bulk-load mode — adds only store rows, and the coarse index catches up
     on :meth:`optimize` or the next search.
+
+    ``vector_storage``: "memory" (default) keeps the full vectors in RAM; "mmap" keeps them in a
+    memory-mapped file (:mod:`.vector_storage`), so that only the coarse index, the prefix
+    norms and the ids are resident and the full vectors are read for the candidates alone.
+    ``scratch_dir`` is where an "mmap" index writes its vector file (never saved: a saved index
+    must not choose where its reader writes; pass it again to :meth:`MatryoshkaIndex.load`).
     """
 
     kind = "faiss"
@@ -108,20 +125,23 @@ class FaissBackend:
                  coarse: str = "auto", hnsw_m: int = 32, ef_construction: int = 80,
                  flat_threshold: int = 10_000, nlist: int | None = None, nprobe: int = 16,
                  ivf_encoding: str = "flat", compact_fraction: float = 0.25,
-                 exact_fraction: float = 0.02, deferred_build: bool = False):
+                 exact_fraction: float = 0.02, deferred_build: bool = False,
+                 vector_storage: str = "memory", scratch_dir: str | Path | None = None):
         # adaptor_hash: FAISS lives inside the index directory, whose manifest records it
         if coarse not in COARSE_KINDS:
             raise MatryIndexError(f"coarse must be one of {COARSE_KINDS}; got {coarse!r}")
         if ivf_encoding not in IVF_ENCODINGS:
             raise MatryIndexError(f"ivf_encoding must be one of {IVF_ENCODINGS}; got {ivf_encoding!r}")
+        storage = vector_storage_of(vector_storage, scratch_dir)
         self.dim, self.levels = int(dim), tuple(levels)
         self.coarse_dim = self.levels[0]
         self.options = {"coarse": coarse, "hnsw_m": hnsw_m, "ef_construction": ef_construction,
                         "flat_threshold": flat_threshold, "nlist": nlist, "nprobe": nprobe,
                         "ivf_encoding": ivf_encoding, "compact_fraction": compact_fraction,
-                        "exact_fraction": exact_fraction, "deferred_build": deferred_build}
+                        "exact_fraction": exact_fraction, "deferred_build": deferred_build,
+                        "vector_storage": vector_storage}
         self._lock = threading.RLock()
-        self.rows = RowStore(self.dim, self.levels)
+        self.rows = RowStore(self.dim, self.levels, storage)
         self._coarse: faiss.Index | None = None
         self._coarse_kind = "flat"
         self._synced: tuple[int, int] | None = None  # (rows.version, rows.n) at the last catch-up
@@ -147,12 +167,20 @@ class FaissBackend:
         return np.ascontiguousarray(r.vectors[rows, :self.coarse_dim] / r.norms[rows, :1])
 
     def _rebuild_coarse(self) -> None:
-        """(Re)build the coarse index over rows 0..n-1 (labels = row numbers)."""
+        """(Re)build the coarse index over rows 0..n-1 (labels = row numbers), a block of
+        prefixes at a time (an IVF index trains on a sample), so a rebuild never copies
+        every row's prefix at once."""
+        n = self.rows.n
         kind = self._wanted_coarse_kind(len(self))
-        data = self._coarse_vectors(slice(0, self.rows.n))
-        index = new_coarse_index(kind, self.coarse_dim, self.options, data)
-        if len(data):
-            index.add(data)
+        train_on = np.empty((0, self.coarse_dim), np.float32)
+        if kind == "ivf":
+            nlist = self.options["nlist"] or default_nlist(n)
+            wanted = min(n, TRAIN_PER_LIST * nlist)
+            rows = np.sort(np.random.default_rng(0).choice(n, wanted, replace=False)) if wanted < n else slice(0, n)
+            train_on = self._coarse_vectors(rows)
+        index = new_coarse_index(kind, self.coarse_dim, self.options, train_on, n)
+        for s in range(0, n, ADD_BLOCK):
+            index.add(self._coarse_vectors(slice(s, min(n, s + ADD_BLOCK))))
         self._coarse, self._coarse_kind = index, kind
         self._params_cache.clear()  # parameters may depend on the index's shape (IVF lists)
 
@@ -237,12 +265,8 @@ class FaissBackend:
 
     def _exact_hits(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[Hit]]:
         q, r = normalize_rows(queries), self.rows
-        if allowed is None:  # every row: a view, not a fancy-indexed copy of the whole matrix
-            top, scores = kernels.exact_top_k(q, r.vectors[:r.n], k)
-        else:
-            subset = np.flatnonzero(allowed)
-            top, scores = kernels.exact_top_k(q, r.vectors[subset], k)
-            top = subset[top]
+        subset = None if allowed is None else np.flatnonzero(allowed)
+        top, scores = kernels.exact_top_k(q, r.vectors[:r.n], k, rows=subset)
         return [r.hits(t, s) for t, s in zip(top, scores)]
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
@@ -349,12 +373,19 @@ class FaissBackend:
     @classmethod
     def open(cls, saved: SavedBackend) -> "FaissBackend":
         """Rebuild the backend from the files :meth:`save` wrote (plain data: arrays, JSON and a
-        FAISS index, checked for shape against the manifest)."""
+        FAISS index, checked for shape against the manifest).
+
+        The only connection options are how to hold the vectors: ``vector_storage`` (overrides
+        the saved choice) and ``scratch_dir``. An "mmap" index maps the saved ``vectors.npy``
+        read-only and first copies it to a scratch file when it is written to.
+        """
         directory, dim, levels, options, connection = (saved.directory, saved.dim, saved.levels,
                                                        saved.options, saved.connection)
-        if connection:
-            raise MatryIndexError(f"a FAISS index takes no connection options; got {sorted(connection)}")
-        opts = dict(options)
+        unknown = set(connection) - {"vector_storage", "scratch_dir"}
+        if unknown:
+            raise MatryIndexError(f"a FAISS index takes no connection options but vector_storage and "
+                                  f"scratch_dir; got {sorted(unknown)}")
+        opts = {**options, **connection}
         coarse_kind = opts.pop("coarse_kind", "flat")
         if coarse_kind not in ("flat", "hnsw", "ivf"):
             raise MatryIndexError(f"{directory}: unknown coarse index kind {coarse_kind!r}")
@@ -362,10 +393,11 @@ class FaissBackend:
             backend = cls(dim, levels, **opts)
         except TypeError as exc:
             raise MatryIndexError(f"{directory}: unknown FAISS backend options: {exc}") from None
-        ids, metadata, vectors = read_records(directory, dim)
-        if len(vectors) and not np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4):
+        mapped = backend.options["vector_storage"] == "mmap"
+        ids, metadata, vectors = read_records(directory, dim, mmap=mapped)
+        if not _unit_rows(vectors):
             vectors = normalize_rows(vectors)  # saved before rows were normalised
-        backend.rows = RowStore.from_records(dim, backend.levels, ids, metadata, vectors)
+        backend.rows = RowStore.from_records(dim, backend.levels, ids, metadata, vectors, backend.rows.storage)
         if len(backend.rows) != len(ids):
             raise MatryIndexError(f"{directory}: the saved records repeat an id")
         coarse_path = directory / "coarse.faiss"

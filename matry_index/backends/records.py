@@ -18,6 +18,7 @@ from ..ids import UserId
 
 VECTORS_FILE = "vectors.npy"
 RECORDS_FILE = "records.jsonl"
+CHECK_ROWS = 65_536  # rows per block when the saved vectors are checked
 
 
 def write_records(directory: Path, ids: Iterable[UserId], metadata: Iterable[dict | None],
@@ -29,10 +30,13 @@ def write_records(directory: Path, ids: Iterable[UserId], metadata: Iterable[dic
             fh.write(json.dumps({"id": uid, "metadata": meta or {}}, allow_nan=False) + "\n")
 
 
-def read_records(directory: Path, dim: int) -> tuple[list[UserId], list[dict], np.ndarray]:
-    """(ids, metadata, vectors) written by :func:`write_records`, or a clear error."""
+def read_records(directory: Path, dim: int, mmap: bool = False) -> tuple[list[UserId], list[dict], np.ndarray]:
+    """(ids, metadata, vectors) written by :func:`write_records`, or a clear error.
+
+    ``mmap``: the vectors come back as a read-only memory map of the file instead of an
+    array in RAM (checked a block at a time, so the check does not load them either)."""
     try:
-        vectors = np.load(directory / VECTORS_FILE, allow_pickle=False)
+        vectors = np.load(directory / VECTORS_FILE, allow_pickle=False, mmap_mode="r" if mmap else None)
         lines = (directory / RECORDS_FILE).read_text(encoding="utf-8").splitlines()
         records = [json.loads(line) for line in lines]
         ids = [r["id"] for r in records]
@@ -42,10 +46,12 @@ def read_records(directory: Path, dim: int) -> tuple[list[UserId], list[dict], n
     if vectors.ndim != 2 or vectors.shape != (len(records), dim) or vectors.dtype != np.float32:
         raise MatryIndexError(f"{directory}: {len(records)} records of {dim}-d vectors expected, "
                               f"found vectors of shape {vectors.shape} ({vectors.dtype})")
-    if not np.isfinite(vectors).all():
+    if mmap and not vectors.flags.c_contiguous:
+        raise MatryIndexError(f"{directory}: the saved vectors are not stored row by row (C order)")
+    if not all(np.isfinite(vectors[s:s + CHECK_ROWS]).all() for s in range(0, len(vectors), CHECK_ROWS)):
         raise MatryIndexError(f"{directory}: the saved vectors hold NaN or inf")
     if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
         raise MatryIndexError(f"{directory}: the saved ids must be strings or ints")
     if not all(isinstance(m, dict) for m in metadata):
         raise MatryIndexError(f"{directory}: the saved metadata entries must be objects")
-    return ids, metadata, np.ascontiguousarray(vectors)
+    return ids, metadata, vectors if mmap else np.ascontiguousarray(vectors)

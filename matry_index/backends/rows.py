@@ -20,13 +20,16 @@ import numpy as np
 
 from ..ids import UserId, key_for
 from .base import Hit, Record, level_norms
+from .vector_storage import MemoryStorage, VectorStorage
 
 
 class RowStore:
-    """Records of ``dim``-d vectors with prefix norms at ``levels``."""
+    """Records of ``dim``-d vectors with prefix norms at ``levels``; the vectors' array is
+    allocated by ``storage`` (anonymous memory by default, or a memory-mapped file)."""
 
-    def __init__(self, dim: int, levels: tuple[int, ...]):
+    def __init__(self, dim: int, levels: tuple[int, ...], storage: VectorStorage | None = None):
         self.dim, self.levels = int(dim), tuple(levels)
+        self.storage = storage or MemoryStorage()
         self.vectors = np.empty((0, self.dim), np.float32)
         self.norms = np.empty((0, len(self.levels)), np.float32)
         self.keys = np.empty(0, np.int64)
@@ -41,9 +44,10 @@ class RowStore:
 
     @classmethod
     def from_records(cls, dim: int, levels: tuple[int, ...], ids: list[UserId], metadata: list[dict],
-                     vectors: np.ndarray) -> "RowStore":
-        """A store holding saved records (``vectors`` already normalised), all live."""
-        store = cls(dim, levels)
+                     vectors: np.ndarray, storage: VectorStorage | None = None) -> "RowStore":
+        """A store holding saved records (``vectors`` already normalised, possibly a read-only
+        mapping that ``storage`` replaces at the first write), all live."""
+        store = cls(dim, levels, storage)
         n = len(ids)
         store.vectors, store.norms = vectors, level_norms(vectors, store.levels)
         store.keys = np.fromiter((key_for(i) for i in ids), np.int64, count=n)
@@ -74,17 +78,25 @@ class RowStore:
 
     # --- writes ---------------------------------------------------------------------------
     def _reserve(self, extra: int) -> None:
+        """Room for ``extra`` more rows. The vectors' capacity is the storage's own (a mapped
+        file keeps its length through a compaction), the small arrays' is theirs: each grows
+        when it is short, by doubling."""
         need = self.n + extra
+        # the vectors first: the only allocation that can fail for want of disk space
         if need <= len(self.vectors):
+            self.vectors = self.storage.writable(self.vectors, self.n)
+        else:
+            self.vectors = self.storage.grow(self.vectors, self.n, max(need, 2 * len(self.vectors), 1024))
+        if need <= len(self.keys):
             return
-        cap = max(need, 2 * len(self.vectors), 1024)
+        cap = max(need, 2 * len(self.keys), 1024)
 
         def grow(arr: np.ndarray) -> np.ndarray:
             out = np.empty((cap,) + arr.shape[1:], arr.dtype)
             out[: self.n] = arr[: self.n]
             return out
-        self.vectors, self.norms, self.keys, self.live, self.has_meta = map(
-            grow, (self.vectors, self.norms, self.keys, self.live, self.has_meta))
+        self.norms, self.keys, self.live, self.has_meta = map(
+            grow, (self.norms, self.keys, self.live, self.has_meta))
 
     def stage(self, keys: np.ndarray, vectors: np.ndarray, metadata: list[dict]) -> slice:
         """Write rows after the last one (not yet the records of their keys); their slice."""
@@ -121,7 +133,7 @@ class RowStore:
     def compact(self) -> None:
         """Rewrite the arrays without tombstoned rows (row numbers change)."""
         keep = np.flatnonzero(self.live[: self.n])
-        self.vectors, self.norms = self.vectors[keep].copy(), self.norms[keep].copy()
+        self.vectors, self.norms = self.storage.compacted(self.vectors, keep), self.norms[keep].copy()
         self.keys, self.live = self.keys[keep].copy(), np.ones(len(keep), bool)
         self.n = len(keep)
         self._set_records([self.ids[r] for r in keep], [self.meta[r] for r in keep])
