@@ -205,7 +205,7 @@ class FaissBackend:
     def stored_ids(self, ids: list[UserId], keys: np.ndarray) -> list[UserId | None]:
         with self._lock:
             rows = (self.rows.row(k) for k in keys)
-            return [None if r is None else self.rows.ids[r] for r in rows]
+            return [None if r is None else self.rows.id_of(r) for r in rows]
 
     def add(self, ids: list[UserId], keys: np.ndarray, vectors: np.ndarray, metadata: list[dict]) -> None:
         with self._lock:
@@ -273,7 +273,7 @@ class FaissBackend:
         with self._lock:
             mask = self._allowed(filter)
             rows = range(self.rows.n) if mask is None else np.flatnonzero(mask)
-            return [(self.rows.ids[r], dict(self.rows.metadata_of(r))) for r in rows]
+            return [(self.rows.id_of(r), dict(self.rows.metadata_of(r))) for r in rows]
 
     def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
         with self._lock:

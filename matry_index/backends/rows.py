@@ -20,6 +20,7 @@ import numpy as np
 
 from ..ids import UserId, key_for
 from .base import Hit, Record, level_norms
+from .keymap import KeyMap
 from .vector_storage import MemoryStorage, VectorStorage
 
 
@@ -36,10 +37,10 @@ class RowStore:
         self.live = np.empty(0, bool)
         self.has_meta = np.empty(0, bool)
         self.n = 0                               # rows in use, dead ones included
-        self.ids: list[UserId] = []
         self.meta: list[dict | None] = []
-        self.int_ids = True                      # every id an int (= its key): hits read ids from keys
-        self.row_of: dict[int, int] = {}
+        self.int_ids = True                      # every id an int (= its key): ids are read from keys
+        self._id_list: list[UserId] | None = None  # the ids of rows 0..n-1, kept only when not int_ids
+        self.row_of = KeyMap()
         self.version = 0                         # bumped by every change of the records
 
     @classmethod
@@ -57,12 +58,31 @@ class RowStore:
         return store
 
     def _set_records(self, ids: list[UserId], meta: list[dict | None]) -> None:
-        """Rebuild everything derived from the rows' keys, ids and metadata (rows 0..n-1 live)."""
-        self.ids, self.meta = ids, meta
+        """Rebuild everything derived from the rows' keys, ids and metadata (rows 0..n-1 live).
+
+        Int ids are not kept as Python objects (an int id is its own key): at a million
+        records the list of ints and the parsing garbage around it cost more than the arrays."""
+        self.meta = meta
         self.has_meta = np.fromiter((bool(m) for m in meta), bool, count=len(meta))
         self.int_ids = all(isinstance(i, int) for i in ids)
-        self.row_of = {int(k): r for r, k in enumerate(self.keys[:self.n])}
+        self._id_list = None if self.int_ids else ids
+        self.row_of = KeyMap.of_rows(self.keys[:self.n])
         self.version += 1
+
+    # --- ids ------------------------------------------------------------------------------
+    def id_of(self, row: int) -> UserId:
+        return int(self.keys[row]) if self._id_list is None else self._id_list[row]
+
+    def ids_of(self, rows: np.ndarray) -> list[UserId]:
+        """The ids of ``rows`` (row numbers below n)."""
+        if self._id_list is None:
+            return self.keys.take(rows).tolist()
+        return [self._id_list[r] for r in np.asarray(rows).tolist()]
+
+    @property
+    def ids(self) -> list[UserId]:
+        """The ids of rows 0..n-1, dead ones included (a new list when ids are ints)."""
+        return self.keys[:self.n].tolist() if self._id_list is None else self._id_list
 
     # --- size -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -116,17 +136,19 @@ class RowStore:
     def commit(self, rows: slice, ids: list[UserId], metadata: list[dict]) -> None:
         """Make staged rows the records of their keys; rows they replace become tombstones."""
         keys = self.keys[rows]
-        replaced = [r for r in (self.row_of.get(int(k)) for k in keys) if r is not None]
-        self.live[replaced] = False
-        self.row_of.update((int(k), r) for r, k in zip(range(rows.start, rows.stop), keys))
-        self.ids.extend(ids)
+        replaced = self.row_of.lookup(keys)
+        self.live[replaced[replaced >= 0]] = False
+        self.row_of.assign(keys, np.arange(rows.start, rows.stop))
+        if self.int_ids and not all(isinstance(i, int) for i in ids):
+            self.int_ids, self._id_list = False, self.keys[:rows.start].tolist()
+        if self._id_list is not None:
+            self._id_list.extend(ids)
         self.meta.extend(m or None for m in metadata)
-        self.int_ids = self.int_ids and all(isinstance(i, int) for i in ids)
         self.version += 1
 
     def tombstone(self, keys: Iterable[int]) -> None:
         """Delete the records of ``keys`` (unknown keys are ignored)."""
-        rows = [self.row_of.pop(int(k)) for k in keys if int(k) in self.row_of]
+        rows = [r for r in (self.row_of.pop(int(k)) for k in keys) if r is not None]
         self.live[rows] = False
         self.version += 1
 
@@ -136,14 +158,14 @@ class RowStore:
         self.vectors, self.norms = self.storage.compacted(self.vectors, keep), self.norms[keep].copy()
         self.keys, self.live = self.keys[keep].copy(), np.ones(len(keep), bool)
         self.n = len(keep)
-        self._set_records([self.ids[r] for r in keep], [self.meta[r] for r in keep])
+        self._set_records(self.ids_of(keep), [self.meta[r] for r in keep])
 
     # --- reads ----------------------------------------------------------------------------
     def record(self, key: int) -> Record | None:
         row = self.row_of.get(int(key))
         if row is None:
             return None
-        return Record(self.ids[row], self.vectors[row].copy(), dict(self.meta[row] or {}))
+        return Record(self.id_of(row), self.vectors[row].copy(), dict(self.meta[row] or {}))
 
     def metadata_of(self, row: int) -> dict:
         return self.meta[row] or {}
@@ -157,7 +179,7 @@ class RowStore:
         key array (an int id is its own key), metadata only where a record has some.
         """
         row_list = rows.tolist()
-        ids = self.keys.take(rows).tolist() if self.int_ids else [self.ids[r] for r in row_list]
+        ids = self.keys.take(rows).tolist() if self._id_list is None else [self._id_list[r] for r in row_list]
         meta = self.meta
         return [Hit(i, s, dict(meta[r]) if m else {}) for i, r, s, m in
                 zip(ids, row_list, scores.tolist(), self.has_meta.take(rows).tolist()) if r >= 0]
