@@ -94,3 +94,29 @@ def test_quality_benchmark_stacks_seeds_and_reuses_seeds_kept_before_a_setting_e
     assert kept_seed(path, {"seed": 0, "lr": 0.002, "new_option": "default"}) is None   # a changed setting
     assert kept_seed(path, {"seed": 0}) is None                                        # a removed one
     assert kept_seed(tmp_path / "missing.json", {"seed": 0}) is None
+
+
+def test_near_document_queries_make_prefix_search_as_hard_as_on_the_real_set(benchmarks, scifact_vectors):
+    """The generator's default query model: a query is a base document plus an offset like a real
+    query's from its nearest document. On SciFact, PCA's candidates needed at a 64-d prefix on a
+    generated set of the same size come within a factor 1.6 of the real set's (the older
+    centroid model needed a third of them: prefix search looked far easier than it is)."""
+    from synthetic import EmbeddingGenerator
+    from matry_index.evaluation.baselines import PCARotation
+    from matry_index.evaluation.funnel_need import funnel_need
+    _, docs, queries = scifact_vectors
+    real_q = queries[:300]
+
+    def pca_need(d, q):
+        return funnel_need(q, d, (64,), PCARotation.fit(d).transform, recalls=(0.99,))[64]["needed"][0.99]
+    gen = EmbeddingGenerator.fit(docs, queries, n_clusters=256)
+    fake = gen.sample(len(docs), seed=11)
+    with pytest.raises(ValueError, match="need the base"):
+        gen.sample_queries(5, seed=1)
+    fake_q = gen.sample_queries(300, seed=12, base=fake)
+    top1 = lambda q, d: float((q @ d.T).max(1).mean())  # noqa: E731
+    assert top1(fake_q, fake) == pytest.approx(top1(real_q, docs), abs=0.03)
+    real, generated = pca_need(docs, real_q), pca_need(fake, fake_q)
+    assert real / 1.6 <= generated <= real * 1.6, (real, generated)
+    old = EmbeddingGenerator.fit(docs, queries, n_clusters=256, query_model="centroid")
+    assert pca_need(old.sample(len(docs), seed=11), old.sample_queries(300, seed=12)) < real / 2
