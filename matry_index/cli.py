@@ -182,8 +182,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     if vectors.ndim != 2:
         raise MatryIndexError(f"embeddings {args.embeddings} must be a 2-d array (n, d); got shape {vectors.shape}")
     adaptor = MatryoshkaAdaptor.load(args.adaptor) if args.adaptor else None
+    storage = {"vector_storage": args.vector_storage}
+    if args.scratch_dir:
+        storage["scratch_dir"] = args.scratch_dir
     index = MatryoshkaIndex(vectors.shape[1], adaptor=adaptor, levels=args.levels,
-                            coarse=args.coarse, ivf_encoding=args.ivf_encoding, nlist=args.nlist)
+                            coarse=args.coarse, ivf_encoding=args.ivf_encoding, nlist=args.nlist, **storage)
     index.add(ids, vectors, payload)
     if args.tune_queries:
         plan = index.tune(load_matrix(args.tune_queries, "tune queries"), target_recall=args.target_recall, k=args.k)
@@ -278,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="coarse index on the first level (auto: HNSW from 10,000 vectors, else flat)")
     p.add_argument("--ivf-encoding", choices=["flat", "sq8"], default="flat", help="IVF codes: float32 or 8-bit")
     p.add_argument("--nlist", type=_positive_int, default=None, help="IVF lists (default 4·sqrt(n))")
+    p.add_argument("--vector-storage", choices=["memory", "mmap"], default="memory",
+                   help="where the full vectors live: in RAM, or in a memory-mapped file read only for the "
+                        "candidates (then only the coarse index, norms and ids are resident)")
+    p.add_argument("--scratch-dir", help="with --vector-storage mmap: where the build writes its vector file "
+                                         "(default: the system's temporary directory; use a real disk)")
     p.add_argument("--tune-queries", help=".npy of sample query embeddings to tune the funnel on")
     p.add_argument("--target-recall", type=_recall, default=0.99, help="recall@k the tuned plan must reach")
     p.add_argument("-k", type=_positive_int, default=10, help="the k the funnel is tuned for")

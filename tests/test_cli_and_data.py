@@ -127,10 +127,12 @@ def test_cli_build_ivf_and_tune(tmp_path, small_corpus, capsys):
     assert main(["build", "--embeddings", str(tmp_path / "docs.npy"), "--ids", str(tmp_path / "docs.ids"),
                  "--levels", "128,256", "--coarse", "ivf", "--ivf-encoding", "sq8", "--nlist", "32",
                  "--tune-queries", str(tmp_path / "tune.npy"), "--target-recall", "0.95",
+                 "--vector-storage", "mmap", "--scratch-dir", str(tmp_path),
                  "--out", str(tmp_path / "ix")]) == 0
     assert "tuned plan" in capsys.readouterr().out
     index = MatryoshkaIndex.load(tmp_path / "ix")
     assert index.backend.coarse_kind == "ivf" and index.plan.tuned["reached"] and index.plan.nprobe
+    assert isinstance(index.backend.rows.vectors, np.memmap)  # the memory tier is remembered
 
 
 def test_qdrant_setup_creates_ingests_and_refuses_mismatch(tmp_path, small_corpus, capsys, rng):
