@@ -6,6 +6,7 @@
     matry-index build --embeddings X.npy --ids X.ids --out INDEX [--adaptor A] [--payload P.jsonl]
     matry-index search --index INDEX --queries Q.npy [-k 10]
     matry-index qdrant-setup --url URL --adaptor A --embeddings X.npy --ids X.ids
+    matry-index advise --embeddings X.npy [--queries Q.npy] [--adaptor A]   # dimensions needed
 """
 from __future__ import annotations
 
@@ -233,6 +234,57 @@ def cmd_qdrant_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_advise(args: argparse.Namespace) -> int:
+    """Label-free dimension advice on the user's embeddings (nDCG@10 too with a BEIR folder)."""
+    from .adaptor import MatryoshkaAdaptor
+    from .advise import advise
+    adaptor = MatryoshkaAdaptor.load(args.adaptor) if args.adaptor else None
+    ndcg = None
+    if args.embeddings:
+        embeddings = load_matrix(args.embeddings, "embeddings", mmap=True)
+        queries = load_matrix(args.queries, "queries") if args.queries else None
+    elif args.data:
+        from .experiment import compare, load_experiment
+        exp = load_experiment(args.data, None, args.model)
+        embeddings = exp.corpus.vectors
+        queries = load_matrix(args.queries, "queries") if args.queries else exp.task("test").queries
+        levels = tuple(m for m in (args.levels or (32, 64, 128, 256)) if m < embeddings.shape[1])
+        scores = compare(exp, {"adaptor": adaptor} if adaptor else {}, levels)
+        ndcg = {name.lower(): {m: v["ndcg@10"] for m, v in per.items()} for name, per in scores.items()}
+    else:
+        raise MatryIndexError("give --embeddings X.npy (and --queries Q.npy if you have a query log) or --data BEIR_DIR")
+    t0 = time.perf_counter()
+    advice = advise(embeddings, queries, adaptor=adaptor, target=args.target, k=args.k, levels=args.levels,
+                    sample=args.sample, n_queries=args.query_sample, seed=args.seed, ndcg=ndcg)
+    rec = advice.recommended
+    print(f"{advice.n:,} vectors x {advice.dim} dims; measured on {advice.sample:,} of them with "
+          f"{advice.queries_source} ({time.perf_counter() - t0:.1f}s)")
+    if queries is None:
+        print("note: held-out documents are easier to serve than real queries (on SciFact PCA's 64-d prefix "
+              "needs 56 candidates for them, 148 for real queries): pass --queries from a query log if you can")
+    print(advice.table())
+    mem = rec["memory_per_vector"]
+    print(f"\nrecommended: {rec['method']} with a {rec['coarse_level']}-d coarse prefix, levels {rec['levels']}, "
+          f"IVF-SQ8 ({rec['nlist']} lists), about {rec['candidates']} candidates for recall@{advice.k} "
+          f"{advice.target}; cost {rec['cost_vs_exact_scan']:.1%} of an exact scan")
+    print(f"memory per vector: {mem['memory']['anonymous']:.0f} B in RAM, or {mem['mmap']['anonymous']:.0f} B "
+          f"with --vector-storage mmap (the {4 * advice.dim} B vectors then read from disk for the candidates)")
+    if "note" in rec:
+        print(f"note: {rec['note']}")
+    if args.save_pca:
+        advice.pca_adaptor().save(args.save_pca)
+        print(f"saved the sample's PCA rotation as an adaptor to {args.save_pca}")
+    fill = {"ADAPTOR": args.adaptor, "PCA_ROTATION": args.save_pca, "X.npy": args.embeddings, "Q.npy": args.queries}
+    commands = rec["commands"]
+    for placeholder, value in fill.items():
+        commands = [c.replace(placeholder, value) if value else c for c in commands]
+    print("build it:\n  " + "\n  ".join(commands))
+    if args.json:
+        Path(args.json).write_text(json.dumps(advice.to_dict(), indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="matry-index", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -303,6 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-stored-url", action="store_true",
                    help="connect to the server URL written in the index (only for files you wrote)")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("advise", help="how many dimensions an index needs, measured on your embeddings")
+    p.add_argument("--embeddings", help=".npy (n, d) document embeddings, any float dtype (memory-mapped)")
+    p.add_argument("--queries", help=".npy query embeddings, (q, d) or one (d,) vector (default: held-out documents)")
+    p.add_argument("--data", help="a BEIR folder instead of --embeddings: its corpus and test queries, and "
+                                  "nDCG@10 per level from its labels")
+    p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2",
+                   help="with --data: the model whose cached embeddings are read")
+    p.add_argument("--adaptor", help="saved adaptor folder to measure beside truncation and PCA")
+    p.add_argument("--target", type=_recall, default=0.99, help="recall@k of the full-dimension top-k to plan for")
+    p.add_argument("-k", type=_positive_int, default=10, help="results per query")
+    p.add_argument("--levels", type=_levels, default=None, help="prefix levels to measure (default 32,64,128,256)")
+    p.add_argument("--sample", type=_positive_int, default=20_000, help="documents measured (the rest are scaled)")
+    p.add_argument("--query-sample", type=_positive_int, default=500, help="queries measured")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    p.add_argument("--save-pca", help="folder to save the sample's PCA rotation to, as an adaptor")
+    p.add_argument("--json", help="file to write the full advice to")
+    p.set_defaults(func=cmd_advise)
 
     p = sub.add_parser("qdrant-setup", help="create or validate a Qdrant collection and ingest vectors")
     p.add_argument("--url", help="Qdrant server or cluster URL")

@@ -16,6 +16,7 @@ ANN and score the matching rows exactly; either way the result is the filtered t
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,19 @@ def search_parameters(index: faiss.Index, kind: str, ef: int, nprobe: int, sel=N
             params.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(16, 2 * nprobe))
         return params
     return faiss.SearchParameters(sel=sel)
+
+
+def coarse_index_bytes(index: faiss.Index) -> int:
+    """Bytes a coarse index holds in memory: codes and list ids of an IVF index (plus its
+    quantizer), vectors and links of an HNSW graph, the vectors of a flat one."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexIVF):
+        return index.invlists.compute_ntotal() * (index.code_size + 8) + coarse_index_bytes(index.quantizer)
+    if isinstance(index, faiss.IndexHNSW):
+        graph = index.hnsw
+        return (coarse_index_bytes(index.storage) + 4 * graph.neighbors.size() + 8 * graph.offsets.size()
+                + 4 * graph.levels.size())
+    return index.ntotal * index.d * 4
 
 
 def _unit_rows(vectors: np.ndarray, block: int = 65_536) -> bool:
@@ -358,6 +372,22 @@ class FaissBackend:
                         hits = self._exact_hits(q[i:i + 1], k, allowed)[0]
                     out.append(hits)
             return out
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes this backend holds for its rows, by part: "vectors" (0 when they are
+        memory-mapped: those pages are the kernel's page cache, read for the candidates and
+        reclaimable), "coarse" (the ANN index), "rows" (prefix norms, keys, flags, the key map)
+        and "python" (the per-record lists: metadata, and the ids unless they are ints)."""
+        with self._lock:
+            self._sync_coarse()
+            r, n = self.rows, self.rows.n
+            mapped = isinstance(r.vectors, np.memmap)
+            python = sys.getsizeof(r.meta) + sum(sys.getsizeof(m) for m in r.meta if m)
+            if not r.int_ids:
+                python += sys.getsizeof(r.ids) + sum(sys.getsizeof(i) for i in r.ids)
+            return {"vectors": 0 if mapped else n * self.dim * 4,
+                    "coarse": coarse_index_bytes(self._coarse) if self._coarse is not None else 0,
+                    "rows": n * (r.norms.shape[1] * 4 + 8 + 2) + r.row_of.nbytes(), "python": python}
 
     # --- persistence -----------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:

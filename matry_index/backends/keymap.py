@@ -8,6 +8,8 @@ last merge in a small dict that is folded into the arrays once it grows past a f
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 MERGE_AT = 4096     # changes kept in the dict before they are folded in, at the least ...
@@ -34,6 +36,10 @@ class KeyMap:
 
     def __len__(self) -> int:
         return self._len
+
+    def nbytes(self) -> int:
+        """Bytes held: the two arrays and the dict of recent changes."""
+        return self._keys.nbytes + self._rows.nbytes + sys.getsizeof(self._changes)
 
     def _merged_row(self, key: int) -> int | None:
         i = int(np.searchsorted(self._keys, key))

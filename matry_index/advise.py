@@ -1,0 +1,222 @@
+"""How many dimensions does an index need? Label-free advice on the user's own embeddings.
+
+For plain truncation, a PCA rotation fitted on the documents and (if given) an adaptor, and for
+each prefix level, two measures against the full-dimension top-``k`` of each query:
+
+* **agreement@k** — the share of the full-dimension top-k that the prefix's own top-k keeps
+  (what searching the prefix alone would give);
+* **candidates needed** — how many prefix candidates an exact coarse stage must pass on so
+  that rescoring them at full dimension finds ``target`` of the full top-k (what a funnel's
+  coarse stage needs; :mod:`matry_index.evaluation.funnel_need`). Measured on a sample of the
+  documents and scaled to the whole set: the rank of a target among n documents grows about
+  in proportion to n.
+
+Then the layout a FAISS funnel would need: the (method, level) whose coarse stage is cheapest
+under the tuner's cost model (:func:`matry_index.funnel.plan_cost`, an IVF-SQ8 coarse index on
+the prefix), the memory per vector it would take (in RAM, and with the full vectors
+memory-mapped) and the commands that build it. No relevance labels are needed; where a BEIR
+folder gives some, ``nDCG@10`` per level is reported too.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._validation import MatryIndexError, normalize_rows
+from .evaluation.funnel_need import full_dimension_top_k, funnel_need
+from .funnel import CoarseCost, FunnelPlan, plan_cost
+
+DEFAULT_LEVELS = (32, 64, 128, 256)
+#: vectors an IVF-SQ8 coarse stage scans per candidate it must return at recall 0.99, as tuned
+#: on the 1M benchmark (128-d prefix: 100 candidates from 12 of 4,000 lists of ~250 vectors)
+SCANNED_PER_CANDIDATE = 30
+#: bytes per record besides the vectors and the coarse codes: an int64 key, two flags, the
+#: key map's two int64 columns, one metadata slot (a pointer) — string ids add their own size
+ROW_BYTES = 8 + 2 + 16 + 8
+
+
+@dataclass(frozen=True)
+class LevelReport:
+    method: str
+    level: int
+    agreement: float          # share of the full top-k kept by the prefix's own top-k
+    needed_in_sample: int     # candidates an exact coarse stage needs, at the sample's size
+    needed: int               # the same scaled to the whole set
+    ndcg: float | None = None
+
+
+@dataclass
+class Advice:
+    n: int
+    dim: int
+    sample: int
+    queries: int
+    queries_source: str
+    target: float
+    k: int
+    reports: list[LevelReport]
+    pca_components: np.ndarray | None = field(default=None, repr=False)
+    recommended: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        plain = {key: getattr(self, key) for key in ("n", "dim", "sample", "queries", "queries_source",
+                                                     "target", "k", "recommended")}
+        return {**plain, "levels": [asdict(r) for r in self.reports]}
+
+    def pca_adaptor(self):
+        """The PCA rotation fitted on the sample, as an adaptor an index can apply."""
+        from .adaptor import MatryoshkaAdaptor
+        return MatryoshkaAdaptor(self.dim, tuple(self.recommended.get("levels", (self.dim,))),
+                                 rotation=self.pca_components)
+
+    def table(self) -> str:
+        """The per-level measures as a Markdown table."""
+        ndcg = any(r.ndcg is not None for r in self.reports)
+        head = ["method", "level", f"agreement@{self.k}", f"candidates for {self.target} (sample)",
+                f"candidates at {self.n:,}"] + (["nDCG@10"] if ndcg else [])
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in self.reports:
+            cells = [r.method, str(r.level), f"{r.agreement:.3f}", str(r.needed_in_sample), str(r.needed)]
+            lines.append("| " + " | ".join(cells + ([f"{r.ndcg:.4f}" if r.ndcg is not None else ""] if ndcg else [])) + " |")
+        return "\n".join(lines)
+
+
+def default_nlist(n: int) -> int:
+    """The FAISS backend's own choice of IVF lists (kept in step with it)."""
+    from .backends.faiss import default_nlist as backend_default
+    return backend_default(n)
+
+
+def coarse_cost(level: int, needed: int, n: int, dim: int) -> float:
+    """Per-query cost, in multiply-add equivalents, of a funnel whose IVF-SQ8 coarse stage on
+    the ``level``-d prefix returns ``needed`` candidates that are rescored at ``dim``."""
+    nlist = default_nlist(n)
+    lists = max(1, math.ceil(SCANNED_PER_CANDIDATE * needed * nlist / max(n, 1)))
+    plan = FunnelPlan((min(needed, n),), nprobe=min(lists, nlist))
+    return plan_cost(plan, (level, dim), 10, n, CoarseCost("ivf", nlist=nlist, bytes_per_dim=1))
+
+
+def memory_per_vector(dim: int, levels: tuple[int, ...], n: int, vector_storage: str = "memory") -> dict[str, float]:
+    """Resident bytes per record of a FAISS funnel of ``n`` records with an IVF-SQ8 coarse
+    stage on ``levels[0]`` (int ids, no metadata): the vectors (anonymous memory, or
+    file-backed pages with "mmap"), the coarse codes, their list ids and the lists' float
+    centroids, one float per level, and the row bookkeeping."""
+    coarse = levels[0] + 8 + 4 * levels[0] * default_nlist(n) / max(n, 1)
+    rows = 4 * len(levels) + ROW_BYTES
+    vectors = 4 * dim
+    anonymous = coarse + rows + (vectors if vector_storage == "memory" else 0)
+    return {"anonymous": float(anonymous), "file_backed_at_most": float(vectors if vector_storage == "mmap" else 0),
+            "disk": float(vectors + coarse + 4 * len(levels))}
+
+
+def _sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(n, size, replace=False)) if size < n else np.arange(n)
+
+
+def advise(embeddings: np.ndarray, queries: np.ndarray | None = None, *,
+           adaptor: Any | None = None, target: float = 0.99, k: int = 10,
+           levels: tuple[int, ...] | None = None, sample: int = 20_000, n_queries: int = 500,
+           seed: int = 0, ndcg: dict[str, dict[int, float]] | None = None) -> Advice:
+    """Measure every method and level on a sample of ``embeddings`` and recommend a layout.
+
+    ``embeddings`` may be any float dtype, unnormalised, memory-mapped; ``queries`` (q, d) or one
+    (d,) vector, or None: then ``n_queries`` documents outside the sample stand in (said so in
+    :attr:`Advice.queries_source`). ``ndcg``: nDCG@10 per method and level where relevance
+    labels exist (the CLI computes it from a BEIR folder), shown beside the label-free measures.
+    The PCA rotation fitted on the sample is kept as ``Advice.pca`` (to save as an adaptor).
+    """
+    if not 0 < target <= 1:
+        raise MatryIndexError(f"target must be a recall in (0, 1]; got {target}")
+    if embeddings.ndim != 2 or len(embeddings) < 2 * k:
+        raise MatryIndexError(f"embeddings must be a 2-d array with at least {2 * k} rows; got shape {embeddings.shape}")
+    n, dim = embeddings.shape
+    rng = np.random.default_rng(seed)
+    if queries is None:
+        held = min(n_queries, max(1, n // 5))
+        order = rng.permutation(n)
+        query_rows, doc_pool = np.sort(order[:held]), order[held:]
+        doc_rows = np.sort(doc_pool[_sample_rows(len(doc_pool), min(sample, len(doc_pool)), rng)])
+        q = _checked(embeddings[query_rows], "held-out documents")
+        source = f"{held} held-out documents (no queries given)"
+    else:
+        q = _checked(queries[None, :] if queries.ndim == 1 else queries, "queries")
+        if q.shape[1] != dim:
+            raise MatryIndexError(f"queries have dimension {q.shape[1]}, the embeddings {dim}")
+        q = q[_sample_rows(len(q), min(n_queries, len(q)), rng)]
+        doc_rows = _sample_rows(n, min(sample, n), rng)
+        source = f"{len(q)} given queries"
+    docs = _checked(embeddings[doc_rows], "embeddings")
+    levels = tuple(m for m in (levels or DEFAULT_LEVELS) if 0 < m < dim)
+    if not levels:
+        raise MatryIndexError(f"no prefix level below the dimension {dim}")
+    if adaptor is not None and adaptor.dim != dim:
+        raise MatryIndexError(f"the adaptor is for {adaptor.dim}-d embeddings, these are {dim}-d")
+
+    from .evaluation.baselines import PCARotation
+    pca = PCARotation.fit(docs)
+    methods: dict[str, Callable | None] = {"truncation": None, "pca": pca.transform}
+    if adaptor is not None:
+        methods["adaptor"] = adaptor.transform
+    targets = full_dimension_top_k(q, docs, k)
+    ndcg = ndcg or {}
+    scale = n / len(docs)
+    reports = []
+    for method, transform in methods.items():
+        need = funnel_need(q, docs, levels, transform, recalls=(target,), k=k, candidates=(k,), targets=targets)
+        for m in levels:
+            in_sample = need[m]["needed"][float(target)]
+            reports.append(LevelReport(method, m, need[m]["recall_at"][k], in_sample,
+                                       int(min(n, math.ceil(in_sample * scale))), ndcg.get(method, {}).get(m)))
+    advice = Advice(n, dim, len(docs), len(q), source, target, k, reports, pca_components=pca.components)
+    advice.recommended = _recommend(advice)
+    return advice
+
+
+def _checked(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise MatryIndexError(f"{name} contain NaN or inf")
+    norms = np.linalg.norm(x, axis=1)
+    if not (norms > 0).all():
+        raise MatryIndexError(f"{name} contain all-zero rows")
+    return normalize_rows(x)
+
+
+def _recommend(advice: Advice) -> dict[str, Any]:
+    """The cheapest (method, level) under the cost model, with its layout, memory and commands."""
+    n, dim = advice.n, advice.dim
+    scan = float(n) * dim
+    best = min(advice.reports, key=lambda r: coarse_cost(r.level, r.needed, n, dim))
+    cost = coarse_cost(best.level, best.needed, n, dim)
+    levels = tuple(sorted({best.level, dim}))
+    storage = "mmap" if n >= 1_000_000 else "memory"
+    out = {"method": best.method, "coarse_level": best.level, "levels": list(levels),
+           "coarse": "ivf", "ivf_encoding": "sq8", "nlist": default_nlist(n), "candidates": best.needed,
+           "cost_per_query": cost, "cost_vs_exact_scan": cost / scan, "vector_storage": storage,
+           "memory_per_vector": {s: memory_per_vector(dim, levels, n, s) for s in ("memory", "mmap")}}
+    if cost >= scan:
+        out["note"] = "an exact scan costs no more than this funnel: the set is too small or its prefixes too weak"
+    # a plan tuned to exactly the target on one sample of queries lands on either side of it on
+    # the next: tune two standard errors of a recall measured on this many (query, hit) pairs above
+    t = advice.target
+    tune_to = min(t + 2 * math.sqrt(t * (1 - t) / (advice.k * advice.queries)), (1 + t) / 2)
+    out["tune_to"] = round(tune_to, 4)
+    levels_arg = ",".join(map(str, levels))
+    adaptor_arg = {"adaptor": " --adaptor ADAPTOR", "pca": " --adaptor PCA_ROTATION", "truncation": ""}[best.method]
+    out["commands"] = [
+        f"matry-index build --embeddings X.npy --ids X.ids{adaptor_arg} --levels {levels_arg} --coarse ivf "
+        f"--ivf-encoding sq8 --vector-storage {storage} --tune-queries Q.npy --target-recall {out['tune_to']} "
+        f"-k {advice.k} --out INDEX",
+        f"matry-index qdrant-setup --url URL{adaptor_arg} --levels {levels_arg} --embeddings X.npy --ids X.ids",
+    ]
+    if best.method == "pca":
+        out["pca_note"] = ("PCA_ROTATION: the PCA rotation of the sample as an adaptor folder "
+                           "(matry-index advise --save-pca DIR, or Advice.pca_adaptor().save(DIR))")
+    return out
+
+
+__all__ = ["Advice", "LevelReport", "advise", "coarse_cost", "memory_per_vector"]
