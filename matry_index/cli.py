@@ -7,6 +7,7 @@
     matry-index search --index INDEX --queries Q.npy [-k 10]
     matry-index qdrant-setup --url URL --adaptor A --embeddings X.npy --ids X.ids
     matry-index advise --embeddings X.npy [--queries Q.npy] [--adaptor A]   # dimensions needed
+    matry-index bench --embeddings X.npy [--queries Q.npy] [--adaptor A | --fit] [--sample N]
 """
 from __future__ import annotations
 
@@ -285,6 +286,33 @@ def cmd_advise(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The funnel and its rivals on the user's embeddings: table, JSON and a recall-vs-QPS plot."""
+    from .adaptor import MatryoshkaAdaptor
+    from .bench import bench
+    if args.adaptor and args.fit:
+        raise MatryIndexError("give --adaptor or --fit, not both")
+    embeddings = load_matrix(args.embeddings, "embeddings", mmap=True)
+    queries = load_matrix(args.queries, "queries") if args.queries else None
+    adaptor = MatryoshkaAdaptor.load(args.adaptor) if args.adaptor else None
+    t0 = time.perf_counter()
+    report = bench(embeddings, queries, adaptor=adaptor, fit=args.fit, sample=args.sample,
+                   n_queries=args.query_sample, targets=tuple(args.targets), k=args.k, level=args.level,
+                   threads=args.threads, repeats=args.repeats, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.md").write_text(report.table() + "\n")
+    (out / "bench.json").write_text(json.dumps(report.to_dict(), indent=1))
+    print(report.table())
+    print("\nstages: " + ", ".join(f"{name} {s:.0f}s" for name, s in report.stage_seconds.items())
+          + f"; total {time.perf_counter() - t0:.0f}s")
+    try:
+        print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {report.plot(out / 'bench.png')}")
+    except MissingExtraError as exc:
+        print(f"wrote {out / 'bench.md'}, {out / 'bench.json'} (no plot: {exc})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="matry-index", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -373,6 +401,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-pca", help="folder to save the sample's PCA rotation to, as an adaptor")
     p.add_argument("--json", help="file to write the full advice to")
     p.set_defaults(func=cmd_advise)
+
+    p = sub.add_parser("bench", help="latency, memory and recall of the funnel and its rivals on your embeddings")
+    p.add_argument("--embeddings", required=True, help=".npy (n, d) document embeddings (memory-mapped)")
+    p.add_argument("--queries", help=".npy query embeddings, split into tuning and test halves "
+                                     "(default: held-out documents stand in)")
+    p.add_argument("--adaptor", help="a saved funnel-aware (rotation) adaptor for the funnel row")
+    p.add_argument("--fit", action="store_true", help="fit a funnel-aware adaptor on the sample first (train extra)")
+    p.add_argument("--sample", type=_positive_int, default=100_000, help="vectors indexed (a random sample)")
+    p.add_argument("--query-sample", type=_positive_int, default=300, help="tuning queries, and as many test queries")
+    p.add_argument("--targets", type=_recall, nargs="+", default=[0.99, 0.995], help="recall@k targets")
+    p.add_argument("-k", type=_positive_int, default=10, help="results per query")
+    p.add_argument("--level", type=_positive_int, default=None,
+                   help="coarse prefix of the funnels (default 128, or half the dimension below 256)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads for builds and batches (default: the cores not already busy)")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="runs of each timed query (its median is kept)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    p.add_argument("--out", default="matry_index_bench", help="folder for bench.md, bench.json and bench.png")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("qdrant-setup", help="create or validate a Qdrant collection and ingest vectors")
     p.add_argument("--url", help="Qdrant server or cluster URL")

@@ -1,0 +1,70 @@
+"""``matry-index bench`` on small real data: every method measured, outputs that parse, a plot."""
+import json
+
+import numpy as np
+import pytest
+
+from matry_index import MatryIndexError, MatryoshkaAdaptor
+from matry_index.bench import bench
+from matry_index.cli import main
+
+
+@pytest.fixture(scope="module")
+def report(scifact_vectors):
+    _, docs, queries = scifact_vectors
+    rotation = np.linalg.qr(np.random.default_rng(0).standard_normal((384, 384)))[0]
+    return bench(docs[:3000], queries[:200], adaptor=MatryoshkaAdaptor(384, (128, 384), rotation=rotation),
+                 targets=(0.95,), n_queries=100, latency_queries=10, repeats=1, threads=1, progress=False)
+
+
+def test_every_method_is_measured_against_exact_search(report):
+    names = [m.method for m in report.methods]
+    assert names[:2] == ["funnel, adaptor", "funnel, PCA"] and names[-2:] == ["faiss HNSW", "flat"]
+    assert names[2].startswith("faiss PCAR128,IVF") and names[2].endswith(",SQ8,RFlat")
+    flat = report.methods[-1].points[0]
+    assert flat.recall == 1.0 and flat.tune_recall == 1.0
+    for m in report.methods:
+        assert m.points and m.bytes_per_vector > 0
+        for p in m.points:
+            assert 0 <= p.recall <= 1 and 0 < p.p50_ms <= p.p95_ms and p.batch_qps > 0
+    hnsw = report.methods[-2].points
+    assert hnsw[-1].recall >= hnsw[0].recall  # a wider search finds more
+    # each row is the fastest setting that reached the target on the *tuning* queries
+    for m, p in report.rows(0.95):
+        assert p.tune_recall >= 0.95
+        assert p.p50_ms == min(q.p50_ms for q in m.points if q.tune_recall >= 0.95)
+    assert report.queries_source.startswith("100 + 100 given queries")
+    assert set(report.stage_seconds) >= {"sample and ground truth", "flat"}
+
+
+def test_the_report_serialises_and_plots(report, tmp_path):
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["sample"] == 3000 and len(data["methods"]) == 5
+    png = report.plot(tmp_path / "b.png")
+    assert png.stat().st_size > 10_000
+    table = report.table()
+    assert all(m.method in table for m in report.methods) and "| method | setting | test recall" in table
+
+
+def test_bad_input_is_refused(scifact_vectors):
+    _, docs, queries = scifact_vectors
+    with pytest.raises(MatryIndexError, match="rotation-only"):
+        bench(docs[:500], adaptor=MatryoshkaAdaptor(384, (64, 384), w1=np.zeros((384, 8), np.float32),
+                                                    b1=np.zeros(8, np.float32), w2=np.zeros((8, 384), np.float32),
+                                                    b2=np.zeros(384, np.float32)), progress=False)
+    with pytest.raises(MatryIndexError, match="too few"):
+        bench(docs[:500], queries[:5], progress=False)
+    with pytest.raises(MatryIndexError, match="dimension"):
+        bench(docs[:500], queries[:50, :100], progress=False)
+
+
+def test_cli_bench_without_queries_uses_held_out_documents(tmp_path, scifact_vectors, capsys):
+    _, docs, _ = scifact_vectors
+    np.save(tmp_path / "docs.npy", docs[:1500].astype(np.float16))  # half precision, as users store them
+    assert main(["bench", "--embeddings", str(tmp_path / "docs.npy"), "--query-sample", "40", "--repeats", "1",
+                 "--threads", "1", "--targets", "0.9", "--level", "64", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "held-out documents" in out and "stages:" in out
+    data = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert data["sample"] == 1500 - 80 and (tmp_path / "out" / "bench.png").stat().st_size > 0
+    assert main(["bench", "--embeddings", str(tmp_path / "docs.npy"), "--adaptor", "x", "--fit"]) == 2
