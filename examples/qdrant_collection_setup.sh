@@ -7,11 +7,14 @@ DATA=${DATA:-../shared/data/scifact}
 EMB=$DATA/embeddings/all-MiniLM-L6-v2
 OUT=${OUT:-./matry_qdrant_example}
 QDRANT=${QDRANT:---path $OUT/qdrant_store}
+# the CLI of the README's virtualenv when there is one (no need to activate it), else the one on PATH
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+if [ -x "$HERE/.venv/bin/matry-index" ]; then MATRY=${MATRY:-$HERE/.venv/bin/matry-index}; else MATRY=${MATRY:-matry-index}; fi
 mkdir -p "$OUT"
-[ -d "$OUT/adaptor" ] || matry-index train --data "$DATA" --out "$OUT/adaptor"
+[ -d "$OUT/adaptor" ] || "$MATRY" train --data "$DATA" --out "$OUT/adaptor"
 # shellcheck disable=SC2086
-matry-index qdrant-setup $QDRANT --collection scifact --adaptor "$OUT/adaptor" \
+"$MATRY" qdrant-setup $QDRANT --collection scifact --adaptor "$OUT/adaptor" \
   --embeddings "$EMB/corpus.npy" --ids "$EMB/corpus.ids"
 # running it again validates the collection (schema + adaptor hash) and upserts: idempotent
 # shellcheck disable=SC2086
-matry-index qdrant-setup $QDRANT --collection scifact --adaptor "$OUT/adaptor"
+"$MATRY" qdrant-setup $QDRANT --collection scifact --adaptor "$OUT/adaptor"

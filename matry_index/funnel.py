@@ -55,6 +55,16 @@ class FunnelPlan:
             return "exact scan"
         return f"{self.candidates}" + (f", nprobe {self.nprobe}" if self.nprobe else "")
 
+    def explain(self, levels: Sequence[int], k: int = 10) -> str:
+        """The plan in words, stage by stage, for a summary a person reads."""
+        if self.exact:
+            return f"an exact scan of every vector at {levels[-1]}-d (cheaper than any funnel that reaches the target)"
+        first = f"the {levels[0]}-d prefix's approximate search passes {self.candidates[0]} candidates"
+        if self.nprobe:
+            first += f" (scanning {self.nprobe} IVF lists)"
+        steps = [first] + [f"the {m}-d prefix keeps {c}" for m, c in zip(levels[1:-1], self.candidates[1:]) if c]
+        return "; ".join(steps) + f"; all {levels[-1]} dimensions rank them and return the top {k}"
+
     @classmethod
     def default(cls, levels: Sequence[int], k: int = 10) -> "FunnelPlan":
         """A safe untuned plan: 40·k coarse candidates, a quarter of that (at least k) at each later level."""

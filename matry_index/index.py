@@ -37,6 +37,17 @@ from .metadata import clean_metadata
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
 DEFAULT_LEVELS = (64, 128, 256)
+#: the shortest prefix an index starts its funnel at when the levels come from an adaptor: a
+#: 32-d prefix needs thousands of candidates for recall 0.99 even on a few thousand documents
+#: (benchmarks/results/funnel_need.md); ``matry-index advise`` measures it on your data
+MIN_COARSE_LEVEL = 64
+
+
+def index_levels(levels: tuple[int, ...]) -> tuple[int, ...]:
+    """The levels an index uses of an adaptor's: those from :data:`MIN_COARSE_LEVEL` up (all of
+    them when none is that long). The one rule ``MatryoshkaIndex``, ``quickstart``, ``build``
+    and ``qdrant-setup`` share."""
+    return tuple(m for m in levels if m >= MIN_COARSE_LEVEL) or tuple(levels)
 
 
 def _sha256(path: Path) -> str:
@@ -101,7 +112,7 @@ class MatryoshkaIndex:
             raise AdaptorMismatchError(f"adaptor is for {adaptor.dim}-d embeddings, index is {dim}-d")
         self.dim = int(dim)
         self.adaptor = adaptor
-        wanted = levels if levels is not None else (adaptor.levels if adaptor else DEFAULT_LEVELS)
+        wanted = levels if levels is not None else (index_levels(adaptor.levels) if adaptor else DEFAULT_LEVELS)
         self.levels = clip_levels(wanted, self.dim)
         self.backend = _make_backend(backend, self.dim, self.levels, self.adaptor_hash, backend_options)
         self.plan = plan or FunnelPlan.default(self.levels)
@@ -303,8 +314,10 @@ class MatryoshkaIndex:
     def _read_manifest(directory: Path) -> dict:
         manifest_path = directory / MANIFEST
         if not manifest_path.is_file():
-            raise MatryIndexError(f"{directory} is not a saved matry_index index (no {MANIFEST}); "
-                                  "it may be half-written")
+            raise MatryIndexError(f"{directory} is not a saved matry_index index (no {MANIFEST}): give the folder "
+                                  "that MatryoshkaIndex.save or `matry-index build --out` wrote (an interrupted "
+                                  "save leaves none); a Qdrant Edge shard or local-mode folder itself is opened "
+                                  "with MatryoshkaIndex(dim, backend=..., path=...)")
         try:
             manifest = json.loads(manifest_path.read_text())
         except (ValueError, UnicodeDecodeError) as exc:

@@ -62,3 +62,15 @@ def test_tune_falls_back_to_an_exact_scan_when_no_cheaper_plan_reaches_the_targe
     assert FunnelPlan.from_dict(plan.to_dict()) == plan
     # when a cheap plan suffices the scan is not chosen
     assert not tune(lambda p: truth, truth, LEVELS, 10, n, target_recall=0.99).exact
+
+
+def test_a_plan_explains_itself_stage_by_stage():
+    from matry_index import FunnelPlan
+    levels = (64, 128, 256, 384)
+    assert FunnelPlan((100, 0, 0)).explain(levels) == (
+        "the 64-d prefix's approximate search passes 100 candidates; "
+        "all 384 dimensions rank them and return the top 10")
+    text = FunnelPlan((400, 100, 0), nprobe=12).explain(levels, k=5)
+    assert "(scanning 12 IVF lists)" in text and "the 128-d prefix keeps 100" in text and "256-d" not in text
+    assert text.endswith("top 5")
+    assert FunnelPlan.exhaustive(levels, 1000).explain(levels).startswith("an exact scan")
