@@ -88,11 +88,12 @@ def rss_bytes() -> int:
     return 0
 
 
-def draw_set(gen: EmbeddingGenerator, n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The synthetic base, test queries and 300 tuning queries, with the seeds every benchmark
-    on this set uses, so that their numbers are about the same vectors."""
+def draw_set(gen: EmbeddingGenerator, n: int, n_queries: int,
+             n_tune: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The synthetic base, test queries and ``n_tune`` tuning queries, with the seeds every
+    benchmark on this set uses, so that their numbers are about the same vectors."""
     base = gen.sample(n, seed=1)
-    return base, gen.sample_queries(n_queries, seed=2, base=base), gen.sample_queries(300, seed=3, base=base)
+    return base, gen.sample_queries(n_queries, seed=2, base=base), gen.sample_queries(n_tune, seed=3, base=base)
 
 
 def saved_or_fitted_adaptor(exp, path: str | None) -> MatryoshkaAdaptor:

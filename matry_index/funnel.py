@@ -174,6 +174,14 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(hits))
 
 
+def worst_half_recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """The lower of the recalls@k on the two halves of the queries (alternate rows): the bar a
+    setting chosen on these queries must clear (see :func:`tune`)."""
+    if len(truth) < 2:
+        return recall_at_k(found, truth)
+    return min(recall_at_k(found[h], truth[h]) for h in (slice(0, None, 2), slice(1, None, 2)))
+
+
 def candidate_grid(levels: Sequence[int], k: int, n: int,
                    coarse: CoarseCost | None = None) -> list[FunnelPlan]:
     """Plans to try: coarse counts k·{1 … 500} × shrink ratios for the middle levels
@@ -202,7 +210,11 @@ def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Seq
 
     ``run(plan)`` returns the keys found for the sample queries, ``truth`` their exact
     full-dimension top-k keys. Plans are tried cheapest first, so the first one that reaches
-    the target wins. Once the plans left cost as much as scanning all ``n`` vectors at full
+    the target wins — on *each half* of the sample (alternate queries): of the many plans
+    tried, the first whose recall on the whole sample crosses the target is mostly one that
+    was lucky on those queries, and it fell short on the next ones (tuned to 0.99 on 300
+    queries, 0.978–0.988 on 500 others at 1M vectors). A plan that must also hold on a second
+    half it was not picked on carries much less of that luck. Once the plans left cost as much as scanning all ``n`` vectors at full
     dimension, that exact scan is returned instead (``exact=True``, recall 1 by definition).
     If no plan reaches the target and all are cheaper than the scan, the plan with the
     highest recall is returned and its ``tuned`` record says the target was missed.
@@ -215,16 +227,17 @@ def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Seq
         return plan_cost(plan, levels, k, n, coarse)
     plans = sorted(candidate_grid(levels, k, n, coarse), key=cost)
     scan = FunnelPlan.exhaustive(levels, n)
-    best, best_recall = plans[-1], -1.0
+    best, best_record = plans[-1], {"recall": -1.0, "worst_half": -1.0}
     for plan in plans:
         if cost(plan) >= cost(scan):
             return scan.with_tuning({"recall": 1.0, "target": target_recall, "reached": True, "k": k,
                                      "cost": cost(scan), "queries": len(truth)})
-        r = recall_at_k(run(plan), truth)
-        if r >= target_recall:
-            return plan.with_tuning({"recall": r, "target": target_recall, "reached": True, "k": k,
+        found = run(plan)
+        record = {"recall": recall_at_k(found, truth), "worst_half": worst_half_recall(found, truth)}
+        if record["worst_half"] >= target_recall:
+            return plan.with_tuning({**record, "target": target_recall, "reached": True, "k": k,
                                      "cost": cost(plan), "queries": len(truth)})
-        if r > best_recall:
-            best, best_recall = plan, r
-    return best.with_tuning({"recall": best_recall, "target": target_recall, "reached": False,
+        if record["worst_half"] > best_record["worst_half"]:
+            best, best_record = plan, record
+    return best.with_tuning({**best_record, "target": target_recall, "reached": False,
                              "k": k, "queries": len(truth)})

@@ -74,3 +74,21 @@ def test_a_plan_explains_itself_stage_by_stage():
     assert "(scanning 12 IVF lists)" in text and "the 128-d prefix keeps 100" in text and "256-d" not in text
     assert text.endswith("top 5")
     assert FunnelPlan.exhaustive(levels, 1000).explain(levels).startswith("an exact scan")
+
+
+def test_the_tuned_plan_must_reach_the_target_on_each_half_of_the_sample():
+    """A plan whose recall over the whole sample crosses the target only thanks to some of the
+    queries is not taken: it must hold on both halves (alternate queries)."""
+    from matry_index.funnel import tune
+    truth = np.arange(40 * 10).reshape(40, 10)
+
+    def run(plan):
+        found = truth.copy()
+        if plan.candidates[0] < 200:  # cheap plans: perfect on even queries, 9 of 10 on the odd ones
+            found[1::2, -1] = -1
+        return found
+    # over all 40 queries the cheap plans reach 0.95 ((1 + 0.9) / 2), on the odd half only 0.9
+    plan = tune(run, truth, (64, 384), 10, 100_000, target_recall=0.94)
+    assert plan.candidates[0] >= 200 and plan.tuned["worst_half"] == 1.0 and plan.tuned["reached"]
+    plan = tune(run, truth, (64, 384), 10, 100_000, target_recall=0.89)
+    assert plan.candidates[0] < 200 and plan.tuned["worst_half"] == pytest.approx(0.9)
