@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
+from matry_index.bench import batch_qps, latency, percentiles  # noqa: E402,F401
 from matry_index.funnel import recall_at_k  # noqa: E402
 from matry_index.experiment import fit_adaptors  # noqa: E402
 from synthetic import EmbeddingGenerator  # noqa: E402
@@ -38,35 +39,8 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return recall_at_k(np.asarray(found), np.asarray(truth))
 
 
-def percentiles(times: list[float]) -> dict:
-    ms = np.asarray(times) * 1e3
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "mean_ms": float(ms.mean())}
-
-
-def timed_single(fn, queries: np.ndarray, repeats: int) -> dict:
-    """Per-query latency; each query is run ``repeats`` times and its median kept."""
-    faiss.omp_set_num_threads(1)
-    fn(queries[:5])  # warm-up
-    per_query = []
-    for q in queries:
-        runs = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn(q[None, :])
-            runs.append(time.perf_counter() - t0)
-        per_query.append(float(np.median(runs)))
-    return percentiles(per_query)
-
-
-def timed_batch(fn, queries: np.ndarray, threads: int, repeats: int = 3) -> float:
-    faiss.omp_set_num_threads(threads)
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(queries)
-        runs.append(time.perf_counter() - t0)
-    return len(queries) / float(np.median(runs))
+# the package's own timers (``matry-index bench`` measures with the same ones)
+timed_single, timed_batch = latency, batch_qps
 
 
 def dir_bytes(path: Path) -> int:

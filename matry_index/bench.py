@@ -62,7 +62,12 @@ def latency(fn: Search, queries: np.ndarray, repeats: int) -> dict[str, float]:
             fn(q[None, :])
             runs.append(time.perf_counter() - t0)
         per_query.append(float(np.median(runs)))
-    ms = np.asarray(per_query) * 1e3
+    return percentiles(per_query)
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    """p50 / p95 / mean of per-query times, in milliseconds."""
+    ms = np.asarray(seconds) * 1e3
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "mean_ms": float(ms.mean())}
 
 
@@ -164,12 +169,8 @@ class BenchReport:
             ax.axvline(t, color="grey", lw=0.7, ls="--")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-        plt.close(fig)
-        return path
+        from .evaluation.report import save_figure
+        return save_figure(fig, path)
 
 
 # --- the methods -----------------------------------------------------------------------------
