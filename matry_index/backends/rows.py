@@ -38,8 +38,7 @@ class RowStore:
         self.has_meta = np.empty(0, bool)
         self.n = 0                               # rows in use, dead ones included
         self.meta: list[dict | None] = []
-        self.int_ids = True                      # every id an int (= its key): ids are read from keys
-        self._id_list: list[UserId] | None = None  # the ids of rows 0..n-1, kept only when not int_ids
+        self._id_list: list[UserId] | None = None  # the ids of rows 0..n-1; None while every id is an int
         self.row_of = KeyMap()
         self.version = 0                         # bumped by every change of the records
 
@@ -64,12 +63,16 @@ class RowStore:
         records the list of ints and the parsing garbage around it cost more than the arrays."""
         self.meta = meta
         self.has_meta = np.fromiter((bool(m) for m in meta), bool, count=len(meta))
-        self.int_ids = all(isinstance(i, int) for i in ids)
-        self._id_list = None if self.int_ids else ids
+        self._id_list = None if all(isinstance(i, int) for i in ids) else ids
         self.row_of = KeyMap.of_rows(self.keys[:self.n])
         self.version += 1
 
     # --- ids ------------------------------------------------------------------------------
+    @property
+    def int_ids(self) -> bool:
+        """Every id is an int, hence its own key: ids are read from the key array."""
+        return self._id_list is None
+
     def id_of(self, row: int) -> UserId:
         return int(self.keys[row]) if self._id_list is None else self._id_list[row]
 
@@ -140,7 +143,7 @@ class RowStore:
         self.live[replaced[replaced >= 0]] = False
         self.row_of.assign(keys, np.arange(rows.start, rows.stop))
         if self.int_ids and not all(isinstance(i, int) for i in ids):
-            self.int_ids, self._id_list = False, self.keys[:rows.start].tolist()
+            self._id_list = self.keys[:rows.start].tolist()
         if self._id_list is not None:
             self._id_list.extend(ids)
         self.meta.extend(m or None for m in metadata)
