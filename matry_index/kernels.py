@@ -21,13 +21,18 @@ import faiss
 import numpy as np
 
 
+#: rows one streaming pass over a (possibly memory-mapped) matrix handles at a time: bounds the
+#: RAM its temporaries take, whatever the matrix's size
+STREAM_ROWS = 65_536
+
+
 def _top_k_columns(sims: np.ndarray, k: int) -> np.ndarray:
     """Column indices of each row's ``k`` largest values (in no particular order)."""
     return np.argpartition(-sims, k - 1, axis=1)[:, :k]
 
 
 def exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int, batch: int = 1024,
-                rows: np.ndarray | None = None, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+                rows: np.ndarray | None = None, block: int = STREAM_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """Rows and inner products of each query's top-``k`` rows of ``vectors``, best first.
 
     ``rows``: search only these rows (increasing), e.g. those a filter allows. The stored rows

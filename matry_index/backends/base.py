@@ -18,6 +18,7 @@ import numpy as np
 from ..filters import Node
 from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
+from ..kernels import STREAM_ROWS
 
 
 @dataclass(slots=True)  # slots: one query builds k of these, and a slotted one is cheaper to make
@@ -109,7 +110,7 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def level_norms(vectors: np.ndarray, levels: tuple[int, ...], block: int = 65_536) -> np.ndarray:
+def level_norms(vectors: np.ndarray, levels: tuple[int, ...], block: int = STREAM_ROWS) -> np.ndarray:
     """‖v[:m]‖ for every level m, shape (n, len(levels)); zeros become 1 to avoid NaN.
 
     Computed ``block`` rows at a time, so a memory-mapped matrix is streamed through rather

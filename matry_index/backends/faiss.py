@@ -38,7 +38,6 @@ COARSE_KINDS = ("auto", "flat", "hnsw", "ivf")
 IVF_ENCODINGS = ("flat", "sq8")
 HNSW_QUANTIZER_FROM = 1024  # lists; below this a flat scan of the centroids is cheap enough
 QUERY_BLOCK = 256           # queries per funnel pass: bounds the (queries × candidates × m) gather
-ADD_BLOCK = 65_536          # rows per coarse-index add in a rebuild: bounds the prefix copy
 TRAIN_PER_LIST = 256        # k-means needs no more than a few hundred points per IVF list
 
 
@@ -50,7 +49,8 @@ def default_nlist(n: int) -> int:
 def new_coarse_index(kind: str, m: int, options: dict[str, Any], train_on: np.ndarray,
                      n_total: int | None = None) -> faiss.Index:
     """An empty coarse index of ``kind`` over ``m``-d prefixes for ``n_total`` vectors (default:
-    as many as ``train_on``; an IVF index is trained on ``train_on``, a sample of them)."""
+    as many as ``train_on``); an IVF index is trained on ``train_on`` (the caller samples at most
+    :data:`TRAIN_PER_LIST` per list)."""
     n_total = len(train_on) if n_total is None else n_total
     if kind == "flat":
         return faiss.IndexFlatIP(m)
@@ -73,10 +73,7 @@ def new_coarse_index(kind: str, m: int, options: dict[str, Any], train_on: np.nd
                                               faiss.METRIC_INNER_PRODUCT, False)
     else:
         index = faiss.IndexIVFFlat(quantizer, m, nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = train_on
-    if len(train_on) > TRAIN_PER_LIST * nlist:  # more only costs time
-        sample = train_on[np.random.default_rng(0).choice(len(train_on), TRAIN_PER_LIST * nlist, replace=False)]
-    index.train(sample)
+    index.train(train_on)
     return index
 
 
@@ -105,7 +102,7 @@ def coarse_index_bytes(index: faiss.Index) -> int:
     return index.ntotal * index.d * 4
 
 
-def _unit_rows(vectors: np.ndarray, block: int = 65_536) -> bool:
+def _unit_rows(vectors: np.ndarray, block: int = kernels.STREAM_ROWS) -> bool:
     """Whether every row has norm 1 (checked a block at a time: ``vectors`` may be mapped)."""
     return all(np.allclose(np.linalg.norm(vectors[s:s + block], axis=1), 1.0, atol=1e-4)
                for s in range(0, len(vectors), block))
@@ -193,8 +190,8 @@ class FaissBackend:
             rows = np.sort(np.random.default_rng(0).choice(n, wanted, replace=False)) if wanted < n else slice(0, n)
             train_on = self._coarse_vectors(rows)
         index = new_coarse_index(kind, self.coarse_dim, self.options, train_on, n)
-        for s in range(0, n, ADD_BLOCK):
-            index.add(self._coarse_vectors(slice(s, min(n, s + ADD_BLOCK))))
+        for s in range(0, n, kernels.STREAM_ROWS):
+            index.add(self._coarse_vectors(slice(s, min(n, s + kernels.STREAM_ROWS))))
         self._coarse, self._coarse_kind = index, kind
         self._params_cache.clear()  # parameters may depend on the index's shape (IVF lists)
 

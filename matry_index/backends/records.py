@@ -15,10 +15,10 @@ import numpy as np
 
 from .._validation import MatryIndexError
 from ..ids import UserId
+from ..kernels import STREAM_ROWS
 
 VECTORS_FILE = "vectors.npy"
 RECORDS_FILE = "records.jsonl"
-CHECK_ROWS = 65_536  # rows per block when the saved vectors are checked
 
 
 def write_records(directory: Path, ids: Iterable[UserId], metadata: Iterable[dict | None],
@@ -48,7 +48,7 @@ def read_records(directory: Path, dim: int, mmap: bool = False) -> tuple[list[Us
                               f"found vectors of shape {vectors.shape} ({vectors.dtype})")
     if mmap and not vectors.flags.c_contiguous:
         raise MatryIndexError(f"{directory}: the saved vectors are not stored row by row (C order)")
-    if not all(np.isfinite(vectors[s:s + CHECK_ROWS]).all() for s in range(0, len(vectors), CHECK_ROWS)):
+    if not all(np.isfinite(vectors[s:s + STREAM_ROWS]).all() for s in range(0, len(vectors), STREAM_ROWS)):
         raise MatryIndexError(f"{directory}: the saved vectors hold NaN or inf")
     if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
         raise MatryIndexError(f"{directory}: the saved ids must be strings or ints")

@@ -25,9 +25,9 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from .._validation import MatryIndexError
+from ..kernels import STREAM_ROWS
 
 STORAGES = ("memory", "mmap")
-COPY_ROWS = 65_536  # rows per chunk when a mapped array is copied: bounds the RAM a copy needs
 
 
 class VectorStorage(Protocol):
@@ -96,8 +96,8 @@ class MappedStorage:
         except BaseException:
             fh.close()
             raise
-        for s in range(0, n, COPY_ROWS):
-            out[s:min(n, s + COPY_ROWS)] = vectors[s:min(n, s + COPY_ROWS)]
+        for s in range(0, n, STREAM_ROWS):
+            out[s:min(n, s + STREAM_ROWS)] = vectors[s:min(n, s + STREAM_ROWS)]
         self._file = fh
         return out
 
@@ -110,8 +110,8 @@ class MappedStorage:
         # in place, chunk by chunk: keep is increasing, so every source row of a chunk lies at
         # or after the rows the chunk overwrites, and no chunk reads a row already moved
         vectors = self.writable(vectors, int(keep[-1]) + 1 if len(keep) else 0)
-        for s in range(0, len(keep), COPY_ROWS):
-            chunk = keep[s:s + COPY_ROWS]
+        for s in range(0, len(keep), STREAM_ROWS):
+            chunk = keep[s:s + STREAM_ROWS]
             vectors[s:s + len(chunk)] = vectors[chunk]
         return vectors
 
