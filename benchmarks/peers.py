@@ -44,6 +44,7 @@ import gc
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -435,7 +436,7 @@ def report(rows: list[dict], fidelity: dict, args, path: Path) -> str:
              "Memory: growth of the method's own process per vector after its build (anonymous and "
              "file-backed apart; it includes what the allocator keeps from training), and what the "
              "structures account for (FAISS's serialised size; the funnel's `memory_bytes()`).", "",
-             f"Command: `python benchmarks/peers.py --n {args.n}`", ""]
+             "Command: `python benchmarks/peers.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "`", ""]
     for target in args.targets:
         at = sorted((r for r in rows if r["target"] == target), key=lambda r: r["p50_ms"])
         lines += [f"## recall@10 ≥ {target}", "",
@@ -508,7 +509,10 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     fidelity = prepare(args, cache)
     print(json.dumps({"generator_fidelity": fidelity}), flush=True)
-    rows = []
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.n == 1_000_000 else f"-{args.n}"
+    rows: list[dict] = []
     for name in args.methods:
         cmd = [sys.executable, __file__, "--worker", name] + [a for a in sys.argv[1:]]
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -521,13 +525,12 @@ def main() -> None:
                 row = json.loads(line[4:])
                 found[(row["method"], row["target"])] = row  # the last print of a row is the whole one
         rows += found.values()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.n == 1_000_000 else f"-{args.n}"
-    (out / f"peers{suffix}.json").write_text(json.dumps({"n": args.n, "rows": rows, "generator_fidelity": fidelity,
-                                                         "platform": platform.platform()}, indent=1))
-    print(report(rows, fidelity, args, out / f"peers{suffix}.md"))
-
+        # written after every method, so that an interrupted run keeps what it measured
+        (out / f"peers{suffix}.json").write_text(json.dumps(
+            {"n": args.n, "methods_run": args.methods, "rows": rows, "generator_fidelity": fidelity,
+             "platform": platform.platform()}, indent=1))
+        text = report(rows, fidelity, args, out / f"peers{suffix}.md")
+    print(text)
 
 if __name__ == "__main__":
     main()
