@@ -182,3 +182,25 @@ def test_cli_has_a_version_and_help_shows_defaults(capsys):
         cli.main(["build", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 0.99)" in text and "(default: auto)" in text and "(default: None)" not in text
+
+
+@pytest.mark.slow
+def test_quickstart_runs_end_to_end_and_explains_itself(tmp_path, monkeypatch, capsys):
+    """The README's main job with short fits (the pipeline, not the training, is under test):
+    every stage timed, the index's adaptor named, the plan in words, the files written."""
+    from matry_index import experiment
+
+    real = experiment.fit_adaptors
+
+    def short_fits(exp, **kwargs):
+        return real(exp, **kwargs, max_steps=4, eval_every=2, batch_size=32, neighbours=4)
+    monkeypatch.setattr(experiment, "fit_adaptors", short_fits)
+    assert main(["quickstart", "--data", str(SCIFACT), "--out", str(tmp_path / "run"), "--unsupervised-only"]) == 0
+    out = capsys.readouterr().out
+    assert "built with the funnel-aware adaptor" in out and "all 384 dimensions rank them" in out
+    assert "time per stage: load" in out and "build, tune and search the index" in out
+    summary = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert set(summary["stage_seconds"]) == {"load", "fit adaptors", "compare with truncation and PCA",
+                                            "build, tune and search the index"}
+    assert summary["index_ndcg@10"]["exact"] == pytest.approx(0.6451, abs=5e-4)  # a rotation: the original ranking
+    assert (tmp_path / "run" / "ndcg_vs_dim.png").stat().st_size > 0 and (tmp_path / "run" / "index").is_dir()
