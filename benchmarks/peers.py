@@ -69,7 +69,7 @@ from synthetic import EmbeddingGenerator  # noqa: E402
 LEVELS = {64: (64, 128, 384), 128: (128, 256, 384)}
 TARGETS = (0.99, 0.995)
 NLIST = 4096            # what an expert picks at 1M (about 4 * sqrt(n)); scaled down for smaller sets
-PROBES = (1, 2, 4, 8, 16, 32, 64)
+PROBES = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256)
 K_FACTORS = (2, 4, 8, 16, 32)
 BINARY_CANDIDATES = (50, 100, 200, 400, 800)
 METHODS = ("funnel adaptor @64", "funnel adaptor @128", "funnel pca @64", "funnel pca @128",
@@ -378,8 +378,12 @@ def prepare(args, cache: Path) -> dict:
             fit.adaptor.save(cache / "adaptor")
             print(f"adaptor fitted in {time.perf_counter() - t0:.0f} s", flush=True)
     adaptor = MatryoshkaAdaptor.load(cache / "adaptor")
-    fidelity = {"scifact": generator_fidelity(Path(args.data), adaptor),
-                "docstrings": generator_fidelity(Path(args.data).parent / "docstrings", None)}
+    if (cache / "fidelity.json").exists():  # a rerun on the same drawn set
+        fidelity = json.loads((cache / "fidelity.json").read_text())
+    else:
+        fidelity = {"scifact": generator_fidelity(Path(args.data), adaptor),
+                    "docstrings": generator_fidelity(Path(args.data).parent / "docstrings", None)}
+        (cache / "fidelity.json").write_text(json.dumps(fidelity))
     if not (cache / "truth.npy").exists():
         base, queries, tune = draw_set(gen, args.n, args.queries, args.tune_queries)
         faiss.omp_set_num_threads(args.threads)
@@ -424,7 +428,7 @@ def short_setting(setting: str) -> str:
     return f"{counts}, nprobe {nprobe}"
 
 
-def report(rows: list[dict], fidelity: dict, args, path: Path) -> str:
+def report(rows: list[dict], fidelity: dict, args, path: Path, commands: list[str]) -> str:
     lines = [f"# Peers: the funnel against expert FAISS configurations ({args.n:,} x 384, "
              f"{platform.platform()})", "",
              "Generated from the *original* SciFact MiniLM embeddings; every method transforms the raw "
@@ -436,7 +440,8 @@ def report(rows: list[dict], fidelity: dict, args, path: Path) -> str:
              "Memory: growth of the method's own process per vector after its build (anonymous and "
              "file-backed apart; it includes what the allocator keeps from training), and what the "
              "structures account for (FAISS's serialised size; the funnel's `memory_bytes()`).", "",
-             "Command: `python benchmarks/peers.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "`", ""]
+             "Commands (a later one replaces the rows of the methods it reruns):", ""]
+    lines += [f"    {c}" for c in commands] + [""]
     for target in args.targets:
         at = sorted((r for r in rows if r["target"] == target), key=lambda r: r["p50_ms"])
         lines += [f"## recall@10 ≥ {target}", "",
@@ -475,7 +480,8 @@ def report(rows: list[dict], fidelity: dict, args, path: Path) -> str:
     for data, methods in fidelity.items():
         for method, sets in methods.items():
             for label, need in sets.items():
-                lines.append(f"| {data} | {method} | {label} | {need[32]} | {need[64]} | {need[128]} |")
+                counts = [need.get(m, need.get(str(m))) for m in (32, 64, 128)]  # int keys, or str from JSON
+                lines.append(f"| {data} | {method} | {label} | " + " | ".join(map(str, counts)) + " |")
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return text
@@ -499,6 +505,8 @@ def main() -> None:
     ap.add_argument("--adaptor", default=None, help="a saved funnel-aware adaptor (default: fit one, seed 0)")
     ap.add_argument("--cache", default=None, help="folder for the drawn set (default: /tmp/matry-peers-N)")
     ap.add_argument("--out", default=str(RESULTS), help="folder for peers.json and peers.md")
+    ap.add_argument("--merge", default=None, help="an earlier peers.json on the same set: keep its rows of the "
+                                                   "methods not run now")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     cache = Path(args.cache or f"/tmp/matry-peers-{args.n}")
@@ -512,7 +520,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.n == 1_000_000 else f"-{args.n}"
+    command = "python benchmarks/peers.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     rows: list[dict] = []
+    commands = [command]
+    if args.merge:  # rows of an earlier run on the same set, except the methods run again now
+        earlier = json.loads(Path(args.merge).read_text())
+        rows = [r for r in earlier["rows"] if r["method"] not in args.methods]
+        commands = earlier.get("commands", []) + [command]
     for name in args.methods:
         cmd = [sys.executable, __file__, "--worker", name] + [a for a in sys.argv[1:]]
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -527,9 +541,9 @@ def main() -> None:
         rows += found.values()
         # written after every method, so that an interrupted run keeps what it measured
         (out / f"peers{suffix}.json").write_text(json.dumps(
-            {"n": args.n, "methods_run": args.methods, "rows": rows, "generator_fidelity": fidelity,
+            {"n": args.n, "commands": commands, "rows": rows, "generator_fidelity": fidelity,
              "platform": platform.platform()}, indent=1))
-        text = report(rows, fidelity, args, out / f"peers{suffix}.md")
+        text = report(rows, fidelity, args, out / f"peers{suffix}.md", commands)
     print(text)
 
 if __name__ == "__main__":

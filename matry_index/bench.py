@@ -42,7 +42,7 @@ from .funnel import recall_at_k, worst_half_recall
 Search = Callable[[np.ndarray], np.ndarray]  # queries (original vectors) -> (nq, k) row ids
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 EF_SWEEP = (16, 32, 64, 128, 256, 512)
-PROBES = (1, 2, 4, 8, 16, 32, 64)
+PROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 K_FACTORS = (2, 4, 8, 16)
 #: recall targets the funnels are also tuned to, so that their curves in the plot have a shape
 CURVE_TARGETS = (0.9, 0.95, 0.98)
