@@ -428,7 +428,8 @@ def short_setting(setting: str) -> str:
     return f"{counts}, nprobe {nprobe}"
 
 
-def report(rows: list[dict], fidelity: dict, args, path: Path, commands: list[str]) -> str:
+def report(rows: list[dict], fidelity: dict, args, path: Path, commands: list[str],
+           unreached: list[list]) -> str:
     lines = [f"# Peers: the funnel against expert FAISS configurations ({args.n:,} x 384, "
              f"{platform.platform()})", "",
              "Generated from the *original* SciFact MiniLM embeddings; every method transforms the raw "
@@ -454,6 +455,9 @@ def report(rows: list[dict], fidelity: dict, args, path: Path, commands: list[st
                          f"{r['p50_ms']:.3f} | {r['p95_ms']:.3f} | {r['batch_qps']:.0f} | {r['build_seconds']:.0f} | "
                          f"{r['anon_bytes_per_vector']:.0f} | {r['file_bytes_per_vector']:.0f} | "
                          f"{r.get('accounted_bytes_per_vector', float('nan')):.0f} |")
+        missed = [m for m, t in unreached if t == target]
+        if missed:
+            lines.append(f"\nNo swept setting reached it on both halves of the tuning queries: {', '.join(missed)}.")
         lines.append("")
         ours = [r for r in at if r["method"] == "funnel adaptor @128" or r["method"] == "funnel adaptor @64"]
         experts = [r for r in at if r["method"].startswith(("faiss", "binary", "hnsw"))]
@@ -522,10 +526,12 @@ def main() -> None:
     suffix = "" if args.n == 1_000_000 else f"-{args.n}"
     command = "python benchmarks/peers.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     rows: list[dict] = []
+    unreached: list[list] = []  # [method, target] pairs no setting of the method reached
     commands = [command]
     if args.merge:  # rows of an earlier run on the same set, except the methods run again now
         earlier = json.loads(Path(args.merge).read_text())
         rows = [r for r in earlier["rows"] if r["method"] not in args.methods]
+        unreached = [u for u in earlier.get("unreached", []) if u[0] not in args.methods]
         commands = earlier.get("commands", []) + [command]
     for name in args.methods:
         cmd = [sys.executable, __file__, "--worker", name] + [a for a in sys.argv[1:]]
@@ -538,12 +544,15 @@ def main() -> None:
             if line.startswith("ROW "):
                 row = json.loads(line[4:])
                 found[(row["method"], row["target"])] = row  # the last print of a row is the whole one
+            elif ": no setting reaches " in line:
+                method, target = line.rsplit(": no setting reaches ", 1)
+                unreached.append([method, float(target)])
         rows += found.values()
         # written after every method, so that an interrupted run keeps what it measured
         (out / f"peers{suffix}.json").write_text(json.dumps(
-            {"n": args.n, "commands": commands, "rows": rows, "generator_fidelity": fidelity,
-             "platform": platform.platform()}, indent=1))
-        text = report(rows, fidelity, args, out / f"peers{suffix}.md", commands)
+            {"n": args.n, "commands": commands, "rows": rows, "unreached": unreached,
+             "generator_fidelity": fidelity, "platform": platform.platform()}, indent=1))
+        text = report(rows, fidelity, args, out / f"peers{suffix}.md", commands, unreached)
     print(text)
 
 if __name__ == "__main__":
