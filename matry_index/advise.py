@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import MatryIndexError, normalize_rows
+from ._validation import MatryIndexError, as_matrix, unit_rows
+from .backends.faiss import default_nlist
 from .evaluation.funnel_need import full_dimension_top_k, funnel_need
 from .funnel import CoarseCost, FunnelPlan, plan_cost
 
@@ -83,12 +84,6 @@ class Advice:
             cells = [r.method, str(r.level), f"{r.agreement:.3f}", str(r.needed_in_sample), str(r.needed)]
             lines.append("| " + " | ".join(cells + ([f"{r.ndcg:.4f}" if r.ndcg is not None else ""] if ndcg else [])) + " |")
         return "\n".join(lines)
-
-
-def default_nlist(n: int) -> int:
-    """The FAISS backend's own choice of IVF lists (kept in step with it)."""
-    from .backends.faiss import default_nlist as backend_default
-    return backend_default(n)
 
 
 def coarse_cost(level: int, needed: int, n: int, dim: int) -> float:
@@ -177,13 +172,8 @@ def advise(embeddings: np.ndarray, queries: np.ndarray | None = None, *,
 
 
 def _checked(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        raise MatryIndexError(f"{name} contain NaN or inf")
-    norms = np.linalg.norm(x, axis=1)
-    if not (norms > 0).all():
-        raise MatryIndexError(f"{name} contain all-zero rows")
-    return normalize_rows(x)
+    """Finite, non-zero rows as unit float32 vectors (the index's own input checks)."""
+    return unit_rows(as_matrix(x, name=name), name)
 
 
 def _recommend(advice: Advice) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ._validation import MatryIndexError, normalize_rows
+from ._validation import MatryIndexError, as_matrix, unit_rows
 from .backends.faiss import default_nlist
 from .funnel import recall_at_k, worst_half_recall
 
@@ -198,7 +198,7 @@ def _funnel(data: _Data, rotation: np.ndarray | None, level: int, targets: tuple
     from .index import MatryoshkaIndex
     n, dim = data.base.shape
     adaptor = None if rotation is None else MatryoshkaAdaptor(dim, (level, dim), rotation=rotation)
-    nlist = min(default_nlist(n), max(1, n // 39))
+    nlist = default_nlist(n)  # at least 39 vectors per list
     t0 = time.perf_counter()
     index = MatryoshkaIndex(dim, adaptor=adaptor, levels=(level, dim), coarse="ivf", ivf_encoding="sq8",
                             nlist=nlist, deferred_build=True)
@@ -225,7 +225,7 @@ def _expert(data: _Data, level: int):
     """``PCAR<level>,IVF<nlist>[_HNSW32],SQ8`` + ``IndexRefineFlat``, under L2 on unit vectors
     (FAISS's PCA centres the data; under inner product that would change the ranking)."""
     n, dim = data.base.shape
-    nlist = min(default_nlist(n), max(1, n // 39))
+    nlist = default_nlist(n)  # at least 39 vectors per list
     quantizer = "_HNSW32" if nlist >= 1024 else ""
     spec = f"PCAR{level},IVF{nlist}{quantizer},SQ8,RFlat"
     t0 = time.perf_counter()
@@ -301,12 +301,8 @@ def _split_queries(embeddings: np.ndarray, queries: np.ndarray | None, sample: i
 
 
 def _unit(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    if not np.isfinite(x).all():
-        raise MatryIndexError(f"{name} contain NaN or inf")
-    if not (np.linalg.norm(x, axis=1) > 0).all():
-        raise MatryIndexError(f"{name} contain all-zero rows")
-    return np.ascontiguousarray(normalize_rows(x))
+    """Finite, non-zero rows as unit float32 vectors (the index's own input checks)."""
+    return np.ascontiguousarray(unit_rows(as_matrix(x, name=name), name))
 
 
 def bench(embeddings: np.ndarray, queries: np.ndarray | None = None, *, adaptor: Any | None = None,
