@@ -121,7 +121,7 @@ def measure_index(name: str, base: np.ndarray, tune_q: np.ndarray, queries: np.n
     """Bulk-load ``base`` into a MatryoshkaIndex, build, then per recall target: tune on
     ``tune_q``, measure recall on ``queries`` and single-query latency; one row per target.
 
-    Shared by this benchmark and ``edge_funnel.py``. ``batch_threads`` > 0 adds batch QPS.
+    ``batch_threads`` > 0 adds batch QPS.
     """
     rss0 = rss_bytes()
     index, ingest, build = bulk_load(base, levels, chunk, **options)

@@ -360,9 +360,10 @@ def worker(name: str, args) -> None:
 
 
 # --- the set, the adaptor, the fidelity check (main process) -----------------------------------
-def prepare(args, cache: Path) -> dict:
+def prepare(args, cache: Path, fidelity: bool = True) -> dict:
     """Fit the generator to the original SciFact vectors, draw the set, its ground truth and the
-    tuning queries' into ``cache``; fit the funnel-aware adaptor on the real train data."""
+    tuning queries' into ``cache``; fit the funnel-aware adaptor on the real train data; measure
+    the generator's fidelity (unless ``fidelity`` is False: an empty dict then)."""
     from matry_index.experiment import load_experiment
     exp = load_experiment(Path(args.data), Path(args.data) / "embeddings" / "all-MiniLM-L6-v2")
     corpus, train_q = exp.corpus.vectors, exp.relevance("train")[0]
@@ -377,13 +378,6 @@ def prepare(args, cache: Path) -> dict:
                                    config=TrainConfig(seed=0, threads=args.threads))
             fit.adaptor.save(cache / "adaptor")
             print(f"adaptor fitted in {time.perf_counter() - t0:.0f} s", flush=True)
-    adaptor = MatryoshkaAdaptor.load(cache / "adaptor")
-    if (cache / "fidelity.json").exists():  # a rerun on the same drawn set
-        fidelity = json.loads((cache / "fidelity.json").read_text())
-    else:
-        fidelity = {"scifact": generator_fidelity(Path(args.data), adaptor),
-                    "docstrings": generator_fidelity(Path(args.data).parent / "docstrings", None)}
-        (cache / "fidelity.json").write_text(json.dumps(fidelity))
     if not (cache / "truth.npy").exists():
         base, queries, tune = draw_set(gen, args.n, args.queries, args.tune_queries)
         faiss.omp_set_num_threads(args.threads)
@@ -392,7 +386,35 @@ def prepare(args, cache: Path) -> dict:
         for key, value in (("base", base), ("queries", queries), ("tune", tune),
                            ("truth", flat.search(queries, K)[1]), ("tune_truth", flat.search(tune, K)[1])):
             np.save(cache / f"{key}.npy", value)
-    return fidelity
+    if not fidelity:
+        return {}
+    if (cache / "fidelity.json").exists():  # a rerun on the same drawn set
+        return json.loads((cache / "fidelity.json").read_text())
+    adaptor = MatryoshkaAdaptor.load(cache / "adaptor")
+    found = {"scifact": generator_fidelity(Path(args.data), adaptor),
+             "docstrings": generator_fidelity(Path(args.data).parent / "docstrings", None)}
+    (cache / "fidelity.json").write_text(json.dumps(found))
+    return found
+
+
+def run_workers(script: str, names: list[str], argv: list[str]) -> Iterable[tuple[str, list[dict], list[list]]]:
+    """Run each method in its own process (``script --worker NAME argv...``): per method, its
+    name, the rows it printed (``ROW {json}``; the last print of a row is the whole one) and the
+    [method, target] pairs no setting of it reached."""
+    for name in names:
+        done = subprocess.run([sys.executable, script, "--worker", name] + argv, capture_output=True, text=True)
+        print(done.stdout, done.stderr[-2000:] if done.returncode else "", flush=True)
+        if done.returncode:
+            raise SystemExit(f"{name} failed")
+        found, unreached = {}, []
+        for line in done.stdout.splitlines():
+            if line.startswith("ROW "):
+                row = json.loads(line[4:])
+                found[(row["method"], row["target"])] = row
+            elif ": no setting reaches " in line:
+                method, target = line.rsplit(": no setting reaches ", 1)
+                unreached.append([method, float(target)])
+        yield name, list(found.values()), unreached
 
 
 def generator_fidelity(data: Path, adaptor: MatryoshkaAdaptor | None) -> dict:
@@ -428,6 +450,23 @@ def short_setting(setting: str) -> str:
     return f"{counts}, nprobe {nprobe}"
 
 
+def target_table(at: list[dict], target: float, unreached: list[list], columns: list[str],
+                 cells: Callable[[dict], list[str]]) -> list[str]:
+    """A report's section for one recall target: method, setting, test recall (* where it fell
+    short), p50 / p95, then ``columns`` filled by ``cells``; and the methods that never got there."""
+    lines = [f"## recall@10 ≥ {target}", "",
+             "| " + " | ".join(["method", "setting", "test recall@10", "p50 ms", "p95 ms"] + columns) + " |",
+             "|" + "---|" * (5 + len(columns))]
+    for r in at:
+        short = "*" if r["recall@10"] < target else ""
+        lines.append(f"| {r['method']} | {short_setting(r['setting'])} | {r['recall@10']:.4f}{short} | "
+                     f"{r['p50_ms']:.3f} | {r['p95_ms']:.3f} | " + " | ".join(cells(r)) + " |")
+    missed = [m for m, t in unreached if t == target]
+    if missed:
+        lines.append(f"\nNo swept setting reached it on both halves of the tuning queries: {', '.join(missed)}.")
+    return lines
+
+
 def report(rows: list[dict], fidelity: dict, args, path: Path, commands: list[str],
            unreached: list[list]) -> str:
     lines = [f"# Peers: the funnel against expert FAISS configurations ({args.n:,} x 384, "
@@ -445,19 +484,10 @@ def report(rows: list[dict], fidelity: dict, args, path: Path, commands: list[st
     lines += [f"    {c}" for c in commands] + [""]
     for target in args.targets:
         at = sorted((r for r in rows if r["target"] == target), key=lambda r: r["p50_ms"])
-        lines += [f"## recall@10 ≥ {target}", "",
-                  "| method | setting | test recall@10 | p50 ms | p95 ms | batch QPS | build s | RSS anon B/vec | "
-                  "RSS file B/vec | accounted B/vec |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in at:
-            short = "*" if r["recall@10"] < target else ""
-            lines.append(f"| {r['method']} | {short_setting(r['setting'])} | {r['recall@10']:.4f}{short} | "
-                         f"{r['p50_ms']:.3f} | {r['p95_ms']:.3f} | {r['batch_qps']:.0f} | {r['build_seconds']:.0f} | "
-                         f"{r['anon_bytes_per_vector']:.0f} | {r['file_bytes_per_vector']:.0f} | "
-                         f"{r.get('accounted_bytes_per_vector', float('nan')):.0f} |")
-        missed = [m for m, t in unreached if t == target]
-        if missed:
-            lines.append(f"\nNo swept setting reached it on both halves of the tuning queries: {', '.join(missed)}.")
+        lines += target_table(at, target, unreached, ["batch QPS", "build s", "RSS anon B/vec", "RSS file B/vec",
+                                                      "accounted B/vec"], lambda r: [
+            f"{r['batch_qps']:.0f}", f"{r['build_seconds']:.0f}", f"{r['anon_bytes_per_vector']:.0f}",
+            f"{r['file_bytes_per_vector']:.0f}", f"{r.get('accounted_bytes_per_vector', float('nan')):.0f}"])
         lines.append("")
         ours = [r for r in at if r["method"] == "funnel adaptor @128" or r["method"] == "funnel adaptor @64"]
         experts = [r for r in at if r["method"].startswith(("faiss", "binary", "hnsw"))]
@@ -491,27 +521,44 @@ def report(rows: list[dict], fidelity: dict, args, path: Path, commands: list[st
     return text
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def set_arguments(ap: argparse.ArgumentParser, methods: tuple[str, ...], default_methods: tuple[str, ...],
+                  targets: tuple[float, ...], cold_queries: int, results: str) -> None:
+    """The options every benchmark on the drawn set takes (``peers.py``, ``qdrant_layouts.py``)."""
     ap.add_argument("--n", type=int, default=1_000_000, help="vectors in the base set")
     ap.add_argument("--queries", type=int, default=500, help="test queries")
     ap.add_argument("--tune-queries", type=int, default=1000, help="tuning queries (settings are chosen on them)")
     ap.add_argument("--latency-queries", type=int, default=300, help="test queries timed one by one")
-    ap.add_argument("--cold-queries", type=int, default=100, help="queries timed with evicted pages")
+    ap.add_argument("--cold-queries", type=int, default=cold_queries, help="queries timed with evicted pages")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each timed query (its median is kept)")
-    ap.add_argument("--m", type=int, default=32, help="HNSW M of the graph rivals")
-    ap.add_argument("--ef-construction", type=int, default=80, help="HNSW efConstruction of the graph rivals")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for builds and batches")
-    ap.add_argument("--targets", type=float, nargs="+", default=list(TARGETS), help="recall@10 targets")
-    ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS, metavar="METHOD",
-                    help=f"a subset of: {'; '.join(METHODS)}")
+    ap.add_argument("--targets", type=float, nargs="+", default=list(targets), help="recall@10 targets")
+    ap.add_argument("--methods", nargs="+", default=list(default_methods), choices=methods, metavar="METHOD",
+                    help=f"a subset of: {'; '.join(methods)}")
     ap.add_argument("--data", default=str(SHARED_DATA / "scifact"), help="BEIR folder the generator is fitted to")
     ap.add_argument("--adaptor", default=None, help="a saved funnel-aware adaptor (default: fit one, seed 0)")
     ap.add_argument("--cache", default=None, help="folder for the drawn set (default: /tmp/matry-peers-N)")
-    ap.add_argument("--out", default=str(RESULTS), help="folder for peers.json and peers.md")
-    ap.add_argument("--merge", default=None, help="an earlier peers.json on the same set: keep its rows of the "
+    ap.add_argument("--out", default=str(RESULTS), help=f"folder for {results}.json and .md")
+    ap.add_argument("--merge", default=None, help=f"an earlier {results}.json on the same set: keep its rows of the "
                                                    "methods not run now")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+
+
+def earlier_rows(args, command: str) -> tuple[list[dict], list[list], list[str]]:
+    """Rows, unreached [method, target] pairs and commands of ``--merge``'s run, less the methods
+    run again now (empty, with this command alone, without ``--merge``)."""
+    if not args.merge:
+        return [], [], [command]
+    earlier = json.loads(Path(args.merge).read_text())
+    return ([r for r in earlier["rows"] if r["method"] not in args.methods],
+            [u for u in earlier.get("unreached", []) if u[0] not in args.methods],
+            earlier.get("commands", []) + [command])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    set_arguments(ap, METHODS, DEFAULT_METHODS, TARGETS, cold_queries=100, results="peers")
+    ap.add_argument("--m", type=int, default=32, help="HNSW M of the graph rivals")
+    ap.add_argument("--ef-construction", type=int, default=80, help="HNSW efConstruction of the graph rivals")
     args = ap.parse_args()
     cache = Path(args.cache or f"/tmp/matry-peers-{args.n}")
     args.cache = str(cache)
@@ -525,29 +572,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.n == 1_000_000 else f"-{args.n}"
     command = "python benchmarks/peers.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    rows: list[dict] = []
-    unreached: list[list] = []  # [method, target] pairs no setting of the method reached
-    commands = [command]
-    if args.merge:  # rows of an earlier run on the same set, except the methods run again now
-        earlier = json.loads(Path(args.merge).read_text())
-        rows = [r for r in earlier["rows"] if r["method"] not in args.methods]
-        unreached = [u for u in earlier.get("unreached", []) if u[0] not in args.methods]
-        commands = earlier.get("commands", []) + [command]
-    for name in args.methods:
-        cmd = [sys.executable, __file__, "--worker", name] + [a for a in sys.argv[1:]]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        print(done.stdout, done.stderr[-2000:] if done.returncode else "", flush=True)
-        if done.returncode:
-            raise SystemExit(f"{name} failed")
-        found = {}
-        for line in done.stdout.splitlines():
-            if line.startswith("ROW "):
-                row = json.loads(line[4:])
-                found[(row["method"], row["target"])] = row  # the last print of a row is the whole one
-            elif ": no setting reaches " in line:
-                method, target = line.rsplit(": no setting reaches ", 1)
-                unreached.append([method, float(target)])
-        rows += found.values()
+    rows, unreached, commands = earlier_rows(args, command)  # unreached: [method, target] pairs
+    for _, found, missed in run_workers(__file__, args.methods, sys.argv[1:]):
+        rows += found
+        unreached += missed
         # written after every method, so that an interrupted run keeps what it measured
         (out / f"peers{suffix}.json").write_text(json.dumps(
             {"n": args.n, "commands": commands, "rows": rows, "unreached": unreached,

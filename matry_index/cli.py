@@ -52,6 +52,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _payload_index(text: str) -> tuple[str, str]:
+    """``--payload-index year:float`` → ("year", "float"); an argparse type."""
+    field, _, kind = text.rpartition(":")
+    if not field or kind not in ("keyword", "float"):
+        raise argparse.ArgumentTypeError(f"expected FIELD:keyword or FIELD:float; got {text!r}")
+    return field, kind
+
+
 def _levels(text: str) -> tuple[int, ...]:
     """``--levels 64,128,256`` → (64, 128, 256); an argparse type, so bad input is a usage error."""
     try:
@@ -241,14 +249,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_qdrant_setup(args: argparse.Namespace) -> int:
     from .qdrant_setup import setup_collection
+    layout = {"on_disk": args.on_disk, "quantization": None if args.quantization == "none" else args.quantization,
+              "payload_indexes": dict(args.payload_index or [])}
     if args.edge_path:
-        connection = {"path": args.edge_path}
+        connection = {"path": args.edge_path, **layout}
         backend = "qdrant-edge"
     else:
         backend = "qdrant"
         connection = {"collection": args.collection, "url": args.url, "api_key": args.api_key,
-                      "path": args.path, "shard_number": args.shards, "replication_factor": args.replicas,
-                      "on_disk": args.on_disk, "quantization": args.quantization}
+                      "path": args.path, "shard_number": args.shards, "replication_factor": args.replicas, **layout}
         if not args.url and not args.path:
             raise MatryIndexError("give --url (a server), --path (local mode) or --edge-path (Qdrant Edge)")
     index, report = setup_collection(adaptor=args.adaptor, dim=args.dim,
@@ -460,8 +469,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--payload", help=".jsonl, one metadata object per line")
     p.add_argument("--shards", type=_positive_int, default=None, help="shard_number of a new collection")
     p.add_argument("--replicas", type=_positive_int, default=None, help="replication_factor of a new collection")
-    p.add_argument("--on-disk", action="store_true", help="keep full vectors on disk")
-    p.add_argument("--quantization", choices=["int8"], default=None, help="scalar-quantise the coarse level")
+    p.add_argument("--in-ram", dest="on_disk", action="store_false",
+                   help="keep every vector in RAM (default: only the coarse codes and graph; the vectors "
+                        "read for candidates alone are memory-mapped from disk)")
+    p.add_argument("--quantization", choices=["int8", "binary", "none"], default="int8",
+                   help="codes of the coarse level kept in RAM for its graph walk")
+    p.add_argument("--payload-index", type=_payload_index, action="append", metavar="FIELD:KIND",
+                   help="index a payload field that filters use: KIND keyword (strings) or float (numbers); "
+                        "repeat for several fields")
     p.set_defaults(func=cmd_qdrant_setup)
     return parser
 

@@ -50,10 +50,11 @@ class FunnelPlan:
         return cls((n,) + (0,) * (len(levels) - 2), exact=True)
 
     def describe(self) -> str:
-        """Short text for reports and logs: the candidate counts (and nprobe), or "exact scan"."""
+        """Short text for reports and logs: the candidate counts (and nprobe or ef), or "exact scan"."""
         if self.exact:
             return "exact scan"
-        return f"{self.candidates}" + (f", nprobe {self.nprobe}" if self.nprobe else "")
+        return (f"{self.candidates}" + (f", nprobe {self.nprobe}" if self.nprobe else "")
+                + (f", ef {self.ef}" if self.ef else ""))
 
     def explain(self, levels: Sequence[int], k: int = 10) -> str:
         """The plan in words, stage by stage, for a summary a person reads."""
@@ -62,6 +63,8 @@ class FunnelPlan:
         first = f"the {levels[0]}-d prefix's approximate search passes {self.candidates[0]} candidates"
         if self.nprobe:
             first += f" (scanning {self.nprobe} IVF lists)"
+        elif self.ef and self.ef > self.candidates[0]:
+            first += f" (the best of the {self.ef} its graph walk keeps)"
         steps = [first] + [f"the {m}-d prefix keeps {c}" for m, c in zip(levels[1:-1], self.candidates[1:]) if c]
         return "; ".join(steps) + f"; all {levels[-1]} dimensions rank them and return the top {k}"
 
@@ -124,6 +127,10 @@ class CoarseCost:
     hnsw_m: int = 32
     nlist: int = 0
     bytes_per_dim: int = 4
+    #: what handing one candidate to the next stage costs beyond its multiply-adds: a random
+    #: read from memory in FAISS; in Qdrant, whose stages fetch each candidate's vector by id
+    #: from its storage, about what one node of the graph walk costs (measured on Edge)
+    candidate_read: float = RANDOM_READ_COST
 
     def breadths(self) -> list[int | None]:
         """nprobe values worth trying (None where the kind has no such knob)."""
@@ -161,7 +168,7 @@ def plan_cost(plan: FunnelPlan, levels: Sequence[int], k: int, n: int,
     cost = coarse.cost(plan, first_level, first_kept, n)
     prev = first_kept
     for level, kept in stages[1:]:
-        cost += prev * (level + RANDOM_READ_COST)
+        cost += prev * (level + coarse.candidate_read)
         prev = kept
     return cost
 
@@ -185,22 +192,33 @@ def worst_half_recall(found: np.ndarray, truth: np.ndarray) -> float:
 def candidate_grid(levels: Sequence[int], k: int, n: int,
                    coarse: CoarseCost | None = None) -> list[FunnelPlan]:
     """Plans to try: coarse counts k·{1 … 500} × shrink ratios for the middle levels
-    (× nprobe values for an IVF coarse index)."""
+    (× nprobe values for an IVF coarse index; × a search breadth ``ef`` of 1, 1.5 or 2 times
+    the count for an HNSW one — up to 4 times where candidates are dear to read: a wider walk
+    finds the true neighbours of the prefix, and passing fewer of them on saves those reads)."""
     # steps of ~20-40 %: a coarser grid overshoots the target and pays for recall nobody asked for
     multipliers = [1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 32, 40, 48, 64, 80, 100, 150, 200, 300, 500]
+    coarse = coarse or CoarseCost()
+    if coarse.kind != "hnsw":
+        widths: tuple[float, ...] = (1.0,)
+    elif coarse.candidate_read > RANDOM_READ_COST:
+        widths = (1.0, 1.5, 2.0, 3.0, 4.0)
+    else:
+        widths = (1.0, 1.5, 2.0)
     plans = []
-    for nprobe in (coarse or CoarseCost()).breadths():
+    for nprobe in coarse.breadths():
         for mult in multipliers:
             first = min(n, int(round(k * mult)))
-            for ratio in (0, 2, 4, 8):  # 0: skip middle levels, rescore at full dimension directly
-                counts, c = [first], first
-                for _ in levels[1:-1]:
-                    if ratio == 0:
-                        counts.append(0)
-                    else:
-                        c = max(k, c // ratio)
-                        counts.append(c)
-                plans.append(FunnelPlan(tuple(counts), nprobe=nprobe))
+            for width in widths:
+                ef = None if width == 1.0 else int(round(first * width))
+                for ratio in (0, 2, 4, 8):  # 0: skip middle levels, rescore at full dimension directly
+                    counts, c = [first], first
+                    for _ in levels[1:-1]:
+                        if ratio == 0:
+                            counts.append(0)
+                        else:
+                            c = max(k, c // ratio)
+                            counts.append(c)
+                    plans.append(FunnelPlan(tuple(counts), ef=ef, nprobe=nprobe))
     return list(dict.fromkeys(plans))
 
 

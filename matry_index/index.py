@@ -41,13 +41,28 @@ DEFAULT_LEVELS = (64, 128, 256)
 #: 32-d prefix needs thousands of candidates for recall 0.99 even on a few thousand documents
 #: (benchmarks/results/funnel_need.md); ``matry-index advise`` measures it on your data
 MIN_COARSE_LEVEL = 64
+#: the one prefix a Qdrant collection keeps beside the full vector: in Qdrant every named
+#: vector is stored (and a middle level's prefetch stage costs more than it saves), and an
+#: HNSW walk on int8 codes of a 128-d prefix beats one on 64-d, which needs twice the
+#: candidates (benchmarks/results/qdrant_layouts.md)
+QDRANT_COARSE_LEVEL = 128
+QDRANT_KINDS = ("qdrant", "qdrant-edge")
 
 
-def index_levels(levels: tuple[int, ...]) -> tuple[int, ...]:
-    """The levels an index uses of an adaptor's: those from :data:`MIN_COARSE_LEVEL` up (all of
-    them when none is that long). The one rule ``MatryoshkaIndex``, ``quickstart``, ``build``
-    and ``qdrant-setup`` share."""
-    return tuple(m for m in levels if m >= MIN_COARSE_LEVEL) or tuple(levels)
+def index_levels(levels: tuple[int, ...], backend: str = "faiss") -> tuple[int, ...]:
+    """The levels an index uses of an adaptor's (or of :data:`DEFAULT_LEVELS`): the one rule
+    ``MatryoshkaIndex``, ``quickstart``, ``build`` and ``qdrant-setup`` share.
+
+    FAISS keeps those from :data:`MIN_COARSE_LEVEL` up (all of them when none is that long);
+    the tuner skips the middle ones that do not pay. A Qdrant backend keeps one prefix, the
+    shortest from :data:`QDRANT_COARSE_LEVEL` up (else the longest there is); the full
+    dimension is added by :func:`clip_levels` in both cases.
+    """
+    kept = tuple(m for m in levels if m >= MIN_COARSE_LEVEL) or tuple(levels)
+    if backend not in QDRANT_KINDS or len(kept) <= 1:
+        return kept
+    long_enough = [m for m in kept if m >= QDRANT_COARSE_LEVEL]
+    return (min(long_enough),) if long_enough else (max(kept),)
 
 
 def _sha256(path: Path) -> str:
@@ -112,7 +127,8 @@ class MatryoshkaIndex:
             raise AdaptorMismatchError(f"adaptor is for {adaptor.dim}-d embeddings, index is {dim}-d")
         self.dim = int(dim)
         self.adaptor = adaptor
-        wanted = levels if levels is not None else (index_levels(adaptor.levels) if adaptor else DEFAULT_LEVELS)
+        kind = backend if isinstance(backend, str) else "custom"
+        wanted = levels if levels is not None else index_levels(adaptor.levels if adaptor else DEFAULT_LEVELS, kind)
         self.levels = clip_levels(wanted, self.dim)
         self.backend = _make_backend(backend, self.dim, self.levels, self.adaptor_hash, backend_options)
         self.plan = plan or FunnelPlan.default(self.levels)

@@ -1,9 +1,10 @@
 """Create (or validate) a Qdrant collection for an adaptor, and bulk-load it.
 
-The same as ``matry-index qdrant-setup``. A collection made here has one named vector per
-level, HNSW only on the coarse one, and the adaptor's hash in its metadata; pointing the
-function at an existing collection checks that schema and hash instead of touching it, and
-refuses a mismatch. Ingest reads ``.npy`` embeddings (raw model output: the adaptor is
+The same as ``matry-index qdrant-setup``. A collection made here has the layout of
+:class:`matry_index.backends.qdrant_common.Layout` (by default the 128-d prefix with an HNSW
+graph over int8 codes in RAM, and the full vector on disk) and the adaptor's hash in its
+metadata; pointing the function at an existing collection checks that schema and hash instead
+of touching it, and refuses a mismatch. Ingest reads ``.npy`` embeddings (raw model output: the adaptor is
 applied here), an ``.ids`` file and an optional ``.jsonl`` payload, in chunks with a
 progress bar; re-running it upserts, so an interrupted load can simply be repeated.
 """
@@ -36,8 +37,8 @@ def setup_collection(*, adaptor: MatryoshkaAdaptor | str | Path | None = None, d
     """Create or validate the collection, optionally ingest, and report what is there.
 
     ``connection`` goes to the backend: ``url``/``api_key``/``collection``/``shard_number``/
-    ``replication_factor``/``on_disk``/``quantization`` for qdrant-client (or ``path`` /
-    ``location`` for its local mode), ``path`` for ``backend="qdrant-edge"``.
+    ``replication_factor`` for qdrant-client (or ``path`` / ``location`` for its local mode),
+    ``path`` for ``backend="qdrant-edge"``; ``quantization`` / ``on_disk`` for either.
     Returns the open index and a report dict.
     """
     if isinstance(adaptor, (str, Path)):

@@ -7,6 +7,12 @@ BACKENDS = ["faiss", "qdrant", "qdrant-edge"]
 #: FAISS with its full vectors in a memory-mapped file (``vector_storage="mmap"``): the
 #: cross-backend suites run on it as a fourth kind
 FAISS_MMAP = "faiss-mmap"
+#: Qdrant Edge with every vector in RAM and no codes (the default layout keeps int8 codes of the
+#: coarse level in RAM and the rest on disk): the other end of the layout options
+EDGE_IN_RAM = "qdrant-edge-in-ram"
+#: the cross-backend suites give every backend the same levels: a funnel with middle levels is
+#: still an option on Qdrant, whose default keeps only the coarse one
+SUITE_LEVELS = (64, 128, 256)
 
 
 def make_index(kind, tmp_path, dim=384, persistent=False, **kw):
@@ -17,9 +23,12 @@ def make_index(kind, tmp_path, dim=384, persistent=False, **kw):
     if kind == FAISS_MMAP:
         return MatryoshkaIndex(dim, coarse=kw.pop("coarse", "hnsw"), vector_storage="mmap",
                                scratch_dir=str(tmp_path), **kw)
+    kw.setdefault("levels", SUITE_LEVELS)
     if kind == "qdrant":
         where = {"path": str(tmp_path / "qdrant")} if persistent else {"location": ":memory:"}
         return MatryoshkaIndex(dim, backend="qdrant", **where, **kw)
+    if kind == EDGE_IN_RAM:
+        kw.update(quantization=None, on_disk=False)
     return MatryoshkaIndex(dim, backend="qdrant-edge", path=str(tmp_path / "edge"), **kw)
 
 

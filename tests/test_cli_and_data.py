@@ -148,7 +148,7 @@ def test_qdrant_setup_creates_ingests_and_refuses_mismatch(tmp_path, small_corpu
     assert main(common + ["--adaptor", str(tmp_path / "a"), "--embeddings", str(tmp_path / "x.npy"),
                           "--ids", str(tmp_path / "x.ids"), "--payload", str(tmp_path / "p.jsonl")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["count"] == 200 and report["ingested"] == 200 and report["levels"] == [64, 128, 384]
+    assert report["count"] == 200 and report["ingested"] == 200 and report["levels"] == [128, 384]
     assert main(common + ["--adaptor", str(tmp_path / "a")]) == 0  # validates, changes nothing
     assert json.loads(capsys.readouterr().out)["count"] == 200
     assert main(common + ["--adaptor", str(tmp_path / "other")]) == 2
@@ -156,6 +156,43 @@ def test_qdrant_setup_creates_ingests_and_refuses_mismatch(tmp_path, small_corpu
     assert main(["qdrant-setup", "--edge-path", str(tmp_path / "edge"), "--adaptor", str(tmp_path / "a"),
                  "--embeddings", str(tmp_path / "x.npy"), "--ids", str(tmp_path / "x.ids")]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 200
+
+
+def test_qdrant_setup_creates_the_default_layout_and_its_options(tmp_path, rng):
+    """The layout that won in benchmarks/qdrant_layouts.py: one prefix beside the full vector;
+    the graph on the prefix only, over int8 codes in RAM; everything else memory-mapped."""
+    from qdrant_client import QdrantClient
+    from matry_index import MatryoshkaAdaptor
+    q, _ = np.linalg.qr(rng.standard_normal((384, 384)))
+    MatryoshkaAdaptor(384, (32, 64, 128, 256), rotation=q).save(tmp_path / "a")
+    assert main(["qdrant-setup", "--path", str(tmp_path / "store"), "--adaptor", str(tmp_path / "a")]) == 0
+    client = QdrantClient(path=str(tmp_path / "store"))
+    vectors = client.get_collection("matry_index").config.params.vectors
+    assert set(vectors) == {"d128", "full"}
+    coarse, full = vectors["d128"], vectors["full"]
+    assert coarse.size == 128 and coarse.hnsw_config is None  # the collection's graph
+    assert coarse.quantization_config.scalar.type.value == "int8" and coarse.quantization_config.scalar.always_ram
+    assert coarse.on_disk and full.on_disk and full.hnsw_config.m == 0 and full.quantization_config is None
+    client.close()
+
+    assert main(["qdrant-setup", "--edge-path", str(tmp_path / "edge"), "--adaptor", str(tmp_path / "a")]) == 0
+    config = json.loads((tmp_path / "edge" / "shard" / "edge_config.json").read_text())
+    assert set(config["vectors"]) == {"d128", "full"}
+    coarse, full = config["vectors"]["d128"], config["vectors"]["full"]
+    assert coarse["quantization_config"]["scalar"] == {"type": "int8", "quantile": 0.99, "memory": "pinned"}
+    assert coarse["memory"] == full["memory"] == "cold" and "hnsw_config" not in coarse
+    assert full["hnsw_config"]["m"] == 0 and config["hnsw_config"]["m"] == 32
+    assert config["hnsw_config"]["ef_construct"] == 200
+
+    assert main(["qdrant-setup", "--edge-path", str(tmp_path / "ram"), "--adaptor", str(tmp_path / "a"),
+                 "--levels", "64,128,256", "--quantization", "none", "--in-ram"]) == 0
+    config = json.loads((tmp_path / "ram" / "shard" / "edge_config.json").read_text())
+    assert set(config["vectors"]) == {"d64", "d128", "d256", "full"}
+    assert all(v["memory"] == "cached" and "quantization_config" not in v for v in config["vectors"].values())
+    assert main(["qdrant-setup", "--edge-path", str(tmp_path / "bin"), "--adaptor", str(tmp_path / "a"),
+                 "--quantization", "binary"]) == 0
+    config = json.loads((tmp_path / "bin" / "shard" / "edge_config.json").read_text())
+    assert "binary" in config["vectors"]["d128"]["quantization_config"]
 
 
 def test_cli_names_a_missing_extra_in_one_line(monkeypatch, capsys, tmp_path):

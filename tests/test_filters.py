@@ -12,7 +12,7 @@ import pytest
 from matry_index import MatryIndexError
 from matry_index.filters import matches, parse_filter
 
-from .helpers import BACKENDS, FAISS_MMAP, make_index
+from .helpers import BACKENDS, EDGE_IN_RAM, FAISS_MMAP, make_index
 
 RECORDS = {
     "int2003": {"year": 2003, "tags": ["a", "b"], "nested": {"k": 1}},
@@ -55,9 +55,17 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=BACKENDS + [FAISS_MMAP])
+#: Qdrant with payload indexes on the filtered fields: the index decides which points a
+#: condition reaches, and must not change what the condition means
+INDEXED = {"year": "float", "tags": "keyword", "n": "float", "score": "float", "nested.k": "float", "other": "keyword"}
+QDRANT_INDEXED = ["qdrant+payload-indexes", "qdrant-edge+payload-indexes"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS + [FAISS_MMAP, EDGE_IN_RAM] + QDRANT_INDEXED)
 def index(request, tmp_path_factory):
-    idx = make_index(request.param, tmp_path_factory.mktemp(request.param), dim=4)
+    kind, _, indexed = request.param.partition("+")
+    options = {"payload_indexes": INDEXED} if indexed else {}
+    idx = make_index(kind, tmp_path_factory.mktemp(kind), dim=4, **options)
     vectors = np.random.default_rng(0).standard_normal((len(RECORDS), 4))
     idx.add(list(RECORDS), vectors, list(RECORDS.values()))
     yield idx
@@ -70,6 +78,17 @@ def test_every_backend_matches_the_written_semantics(index, flt, expected):
     query = np.ones(4, np.float32)
     assert {h.id for h in index.search(query, k=len(RECORDS), filter=flt, exact=True)} == expected
     assert {h.id for h in index.search(query, k=len(RECORDS), filter=flt)} == expected
+
+
+def test_payload_indexes_are_created_and_checked(tmp_path):
+    idx = make_index("qdrant-edge", tmp_path, dim=4, payload_indexes={"year": "float", "tags": "keyword"})
+    schema = idx.backend.shard.info().payload_schema
+    assert {f: str(i.data_type) for f, i in schema.items()} == {"year": "PayloadSchemaType.Float",
+                                                                 "tags": "PayloadSchemaType.Keyword"}
+    idx.close()
+    for bad in ({"year": "integer"}, {"": "keyword"}, ["year"], {"_matry_id": "keyword"}):
+        with pytest.raises(MatryIndexError, match="payload"):
+            make_index("qdrant-edge", tmp_path / str(len(str(bad))), dim=4, payload_indexes=bad)
 
 
 @pytest.mark.parametrize("flt, expected", CASES, ids=[str(c[0]) for c in CASES])

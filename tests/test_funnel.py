@@ -37,6 +37,19 @@ def test_grid_sweeps_nprobe_only_for_ivf():
     assert probes == {1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16}
 
 
+def test_grid_widens_the_walk_where_candidates_are_dear_to_read():
+    def widths(coarse):
+        plans = candidate_grid(LEVELS, 10, 10_000, coarse)
+        return {round(p.ef_for(p.candidates[0]) / p.candidates[0], 1) for p in plans if p.candidates[0] >= 100}
+    assert widths(CoarseCost("hnsw")) == {1.0, 1.5, 2.0}
+    dear = CoarseCost("hnsw", 32, candidate_read=32 * (128 + 200))  # a Qdrant stage fetching by id
+    assert widths(dear) == {1.0, 1.5, 2.0, 3.0, 4.0}
+    assert widths(CoarseCost("ivf", nlist=16)) == {1.0}
+    # the dearer a candidate, the more a narrower hand-off with a wider walk is worth
+    narrow, wide = FunnelPlan((400, 0, 0), ef=400), FunnelPlan((100, 0, 0), ef=400)
+    assert plan_cost(wide, LEVELS, 10, 10**6, dear) < plan_cost(narrow, LEVELS, 10, 10**6, dear)
+
+
 def test_tune_returns_the_cheapest_plan_that_reaches_the_target():
     truth = np.arange(10)[None, :]
 

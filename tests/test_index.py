@@ -7,10 +7,10 @@ import pytest
 
 from matry_index import AdaptorMismatchError, FunnelPlan, MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex
 
-from .helpers import BACKENDS, FAISS_MMAP, ids_of, make_index
+from .helpers import BACKENDS, EDGE_IN_RAM, FAISS_MMAP, ids_of, make_index
 
 
-@pytest.fixture(params=BACKENDS + [FAISS_MMAP])
+@pytest.fixture(params=BACKENDS + [FAISS_MMAP, EDGE_IN_RAM])
 def backend(request):
     return request.param
 

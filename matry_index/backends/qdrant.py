@@ -1,12 +1,12 @@
 """Qdrant through ``qdrant-client``: a server or cluster by URL, or the client's local mode.
 
-One collection holds every level as a named vector (``d64``, ``d128``, ``d256``, ``full``),
-pre-normalised with DOT distance so scores are cosines. Only the coarse level gets an HNSW
-graph (the rescoring levels are created with ``m=0``: they are only ever read for the
-candidates handed to them), the full vectors can live on disk, and the coarse level can be
-scalar-quantised. A funnel search is one ``query_points`` call with nested ``prefetch``
-stages (a batch is one ``query_batch_points``); the payload filter is given at the top level,
-and Qdrant applies it inside every prefetch.
+One collection holds every level as a named vector (by default the 128-d prefix ``d128`` and
+``full``), pre-normalised with DOT distance so scores are cosines. Only the coarse level gets
+an HNSW graph, searched over int8 codes kept in RAM; every vector a search reads only for the
+candidates handed to it is memory-mapped from disk (:class:`qdrant_common.Layout`). A funnel
+search is one ``query_points`` call with nested ``prefetch`` stages (a batch is one
+``query_batch_points``); the payload filter is given at the top level, and Qdrant applies it
+inside every prefetch.
 
 The collection's ``metadata`` records the schema and the adaptor's hash; opening an existing
 collection checks both. Calls that fail with a transport error are retried with backoff, and
@@ -29,6 +29,7 @@ import os
 import pickle
 import sqlite3
 import threading
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ VOCAB = qc.Vocabulary(
     is_empty=lambda key: models.IsEmptyCondition(is_empty=models.PayloadField(key=key)),
     prefetch=lambda vec, using, limit, ef, inner: models.Prefetch(
         query=vec, using=using, limit=limit, prefetch=inner,
-        params=models.SearchParams(hnsw_ef=ef) if ef else None),
+        # the coarse stage ranks by its codes alone: the next stage rescores the candidates anyway
+        params=models.SearchParams(hnsw_ef=ef, quantization=models.QuantizationSearchParams(rescore=False))
+        if ef else None),
     request=lambda full, inner, k, flt, exact: models.QueryRequest(
         query=full, using="full", prefetch=inner, limit=k, filter=flt, with_payload=True,
         params=models.SearchParams(exact=True) if exact else None),
@@ -122,10 +125,12 @@ class QdrantBackend(qc.QdrantStore):
     Connection: ``url`` (+ ``api_key``, default ``$QDRANT_API_KEY``) for a server or cluster,
     ``path`` for local mode on disk, or ``location=":memory:"`` (the default); or a ready
     ``client``. Collection: ``collection`` name; ``shard_number`` / ``replication_factor`` /
-    ``write_consistency_factor`` for clusters; ``on_disk`` keeps full vectors on disk;
-    ``quantization="int8"`` scalar-quantises the coarse level; ``hnsw_m`` / ``ef_construct``
-    shape its graph. ``must_exist``: open an existing collection only (what a load does), never
-    create an empty one in its place.
+    ``write_consistency_factor`` for clusters; ``quantization`` (``"int8"``, ``"binary"`` or
+    None) keeps codes of the coarse level in RAM and ``on_disk`` the vectors the search reads
+    only for candidates on disk (:class:`qdrant_common.Layout`); ``payload_indexes``
+    (``{"lang": "keyword", "year": "float"}``) indexes fields filters use; ``hnsw_m`` /
+    ``ef_construct`` shape the coarse graph. ``must_exist``: open an existing collection only
+    (what a load does), never create an empty one in its place.
     """
 
     kind = "qdrant"
@@ -135,15 +140,16 @@ class QdrantBackend(qc.QdrantStore):
                  collection: str = "matry_index", url: str | None = None, api_key: str | None = None,
                  path: str | None = None, location: str | None = None, timeout: float = 30.0,
                  retries: int = 3, shard_number: int | None = None, replication_factor: int | None = None,
-                 write_consistency_factor: int | None = None, on_disk: bool = False,
-                 quantization: str | None = None, hnsw_m: int = 16, ef_construct: int = 100,
+                 write_consistency_factor: int | None = None, on_disk: bool = True,
+                 quantization: str | None = "int8", payload_indexes: dict[str, str] | None = None,
+                 hnsw_m: int = qc.HNSW_M, ef_construct: int = qc.EF_CONSTRUCT,
                  batch_size: int = 256, prefer_grpc: bool = False, client: QdrantClient | None = None,
                  must_exist: bool = False):
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
         self.names = qc.vector_names(self.levels)
         self.collection, self.batch_size, self.retries = collection, int(batch_size), int(retries)
-        if quantization not in (None, "int8"):
-            raise MatryIndexError(f"quantization must be None or 'int8'; got {quantization!r}")
+        self.layout = qc.Layout(quantization, on_disk)
+        payload_indexes = qc.check_payload_indexes(payload_indexes)
         if self.batch_size <= 0 or self.retries <= 0:
             raise MatryIndexError("batch_size and retries must be positive")
         timeout = _timeout(timeout)
@@ -151,8 +157,8 @@ class QdrantBackend(qc.QdrantStore):
                         "location": location, "timeout": timeout, "retries": retries,
                         "shard_number": shard_number, "replication_factor": replication_factor,
                         "write_consistency_factor": write_consistency_factor, "on_disk": on_disk,
-                        "quantization": quantization, "hnsw_m": hnsw_m, "ef_construct": ef_construct,
-                        "batch_size": batch_size, "prefer_grpc": prefer_grpc}
+                        "quantization": quantization, "payload_indexes": payload_indexes, "hnsw_m": hnsw_m,
+                        "ef_construct": ef_construct, "batch_size": batch_size, "prefer_grpc": prefer_grpc}
         self.where = f"Qdrant collection {collection!r} at {url or path or location or ':memory:'}"
         self.in_memory = client is None and not url and not path
         self.client_is_local = client is None and not url
@@ -188,6 +194,7 @@ class QdrantBackend(qc.QdrantStore):
         else:
             self._create()
         self._replay_journal()
+        self._index_payload(payload_indexes)
 
     def _local(self, **kwargs: Any) -> QdrantClient:
         try:
@@ -210,20 +217,17 @@ class QdrantBackend(qc.QdrantStore):
             raise
 
     def _create(self) -> None:
+        """The collection in :class:`qdrant_common.Layout`: codes ``always_ram``, on-disk
+        vectors ``on_disk`` (memory-mapped), a graph on the coarse vector only."""
         o = self.options
-        coarse_q = None
-        if o["quantization"] == "int8":
-            coarse_q = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
-                type=models.ScalarType.INT8, always_ram=True))
-        no_graph = models.HnswConfigDiff(m=0)
-        vectors = {}
-        for i, (name, m) in enumerate(zip(self.names, self.levels)):
-            first, last = i == 0, i == len(self.levels) - 1
-            vectors[name] = models.VectorParams(
-                size=m, distance=models.Distance.DOT,
-                hnsw_config=None if first else no_graph,
-                on_disk=bool(o["on_disk"]) if last and not first else None,
-                quantization_config=coarse_q if first else None)
+        codes = {"int8": lambda: models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                     type=models.ScalarType.INT8, quantile=qc.INT8_QUANTILE, always_ram=True)),
+                 "binary": lambda: models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))}
+        vectors = {name: models.VectorParams(size=m, distance=models.Distance.DOT,
+                                             hnsw_config=None if graph else models.HnswConfigDiff(m=0),
+                                             on_disk=on_disk,
+                                             quantization_config=codes[self.layout.quantization]() if quantised else None)
+                   for name, m, graph, quantised, on_disk in self.layout.plan(self.levels)}
         self._call(self.client.create_collection, self.collection, vectors_config=vectors,
                    hnsw_config=models.HnswConfigDiff(m=o["hnsw_m"], ef_construct=o["ef_construct"]),
                    shard_number=o["shard_number"], replication_factor=o["replication_factor"],
@@ -259,6 +263,14 @@ class QdrantBackend(qc.QdrantStore):
     def _query(self, requests: list[models.QueryRequest]) -> list[list[Hit]]:
         responses = self._call(self.client.query_batch_points, self.collection, requests=requests)
         return [qc.to_hits(r.points) for r in responses]
+
+    def _create_payload_index(self, field: str, kind: str) -> None:
+        schema = {"keyword": models.PayloadSchemaType.KEYWORD, "float": models.PayloadSchemaType.FLOAT}[kind]
+        with warnings.catch_warnings():
+            if self.client_is_local:  # local mode scans everything: it says an index has no effect there
+                warnings.simplefilter("ignore", UserWarning)
+            self._call(self.client.create_payload_index, self.collection, field_name=field, field_schema=schema,
+                       wait=True)
 
     def _check_space(self, n_points: int, payload_bytes: int) -> None:
         """Local mode on disk writes every point into SQLite at once; refuse a write that

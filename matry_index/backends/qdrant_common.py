@@ -20,7 +20,7 @@ import numpy as np
 from .._fs import atomic_write_text
 from .._validation import MatryIndexError, normalize_rows
 from ..filters import And, Condition, Node, Not, Or
-from ..funnel import CoarseCost, FunnelPlan
+from ..funnel import RANDOM_READ_COST, CoarseCost, FunnelPlan
 from ..ids import UserId
 from .base import Hit, Record
 
@@ -42,6 +42,68 @@ class Vocabulary:
     is_empty: Callable[[str], Any]        # key -> condition: missing, null or []
     prefetch: Callable[..., Any]          # (vector, using, limit, ef, inner) -> Prefetch
     request: Callable[..., Any]           # (full vector, inner prefetch, k, filter, exact) -> QueryRequest
+
+
+QUANTIZATIONS = (None, "int8", "binary")
+#: the coarse graph: twice Qdrant's default links and a wider build. At 1M vectors the walk
+#: over the 128-d prefix then reached recall@10 0.99 with 640 candidates from ef 1,280 (4.2 ms)
+#: where Qdrant's m 16 / ef_construct 100 needed 2,000 from 4,000 (13 ms), for 42 more bytes
+#: per vector at load (benchmarks/results/qdrant_layouts.md)
+HNSW_M, EF_CONSTRUCT = 32, 200
+INT8_QUANTILE = 0.99  # int8 codes span this quantile of the values: outliers clip, the rest keep resolution
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a collection stores each named vector: the layout both Qdrant backends create.
+
+    The coarse (first) vector carries the HNSW graph and, with ``quantization``, its 8-bit
+    (``"int8"``) or 1-bit (``"binary"``) codes held in RAM; the graph walk then reads only
+    the codes, so with ``on_disk`` the coarse originals stay on disk. Every other vector is
+    only read for the few candidates handed to it, so it has no graph and, with ``on_disk``,
+    lives in memory-mapped files the OS pages in on demand. The defaults are what won in
+    ``benchmarks/qdrant_layouts.py`` (docs/index.md has the table).
+    """
+
+    quantization: str | None = "int8"
+    on_disk: bool = True
+
+    def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATIONS:
+            raise MatryIndexError(f"quantization must be one of {QUANTIZATIONS}; got {self.quantization!r}")
+        if not isinstance(self.on_disk, bool):
+            raise MatryIndexError(f"on_disk must be True or False; got {self.on_disk!r}")
+
+    def plan(self, levels: tuple[int, ...]) -> list[tuple[str, int, bool, bool, bool]]:
+        """(name, size, has graph, quantised, originals on disk) for each named vector."""
+        out = []
+        for i, (name, size) in enumerate(zip(vector_names(levels), levels)):
+            coarse = i == 0
+            quantised = coarse and self.quantization is not None
+            # the coarse originals are what an unquantised graph walk reads: they stay in RAM
+            on_disk = self.on_disk and (quantised or not coarse)
+            out.append((name, size, coarse, quantised, on_disk))
+        return out
+
+
+#: payload index kinds for filtered search: strings ("keyword") and numbers ("float", which
+#: holds integers too, so a range on it means what docs/filters.md says: numbers by value)
+PAYLOAD_INDEX_KINDS = ("keyword", "float")
+
+
+def check_payload_indexes(indexes: Any) -> dict[str, str]:
+    """``{field: kind}`` checked: string field names, kinds from :data:`PAYLOAD_INDEX_KINDS`."""
+    if indexes is None:
+        return {}
+    if not isinstance(indexes, dict) or not all(isinstance(f, str) and f for f in indexes):
+        raise MatryIndexError(f"payload_indexes must map field names to kinds; got {indexes!r}")
+    bad = {f: k for f, k in indexes.items() if k not in PAYLOAD_INDEX_KINDS}
+    if bad:
+        raise MatryIndexError(f"payload index kinds must be one of {PAYLOAD_INDEX_KINDS}; got {bad}")
+    reserved = {ID_FIELD, EXACT_FIELD} & set(indexes)
+    if reserved:
+        raise MatryIndexError(f"{sorted(reserved)} are matry_index's own payload fields")
+    return dict(indexes)
 
 
 def vector_names(levels: tuple[int, ...]) -> list[str]:
@@ -281,6 +343,16 @@ class QdrantStore:
     def _query(self, requests: list) -> list[list[Hit]]:
         raise NotImplementedError
 
+    def _create_payload_index(self, field: str, kind: str) -> None:
+        raise NotImplementedError
+
+    def _index_payload(self, indexes: dict[str, str]) -> None:
+        """Create the payload indexes asked for (Qdrant keeps one it already has): with them a
+        filtered search estimates how many points match and walks the graph or scans the
+        matches accordingly, instead of reading every visited point's payload from disk."""
+        for field, kind in indexes.items():
+            self._create_payload_index(field, kind)
+
     def _check_space(self, n_points: int, payload_bytes: int) -> None:
         """Refuse a write the disk cannot hold (engines on local disk override it)."""
 
@@ -410,8 +482,11 @@ class QdrantStore:
 
     def coarse_cost(self) -> CoarseCost:
         """Qdrant walks an HNSW graph on the coarse level (brute force below its full-scan
-        threshold, which the cost order does not need to model)."""
-        return CoarseCost("hnsw", int(self.options["hnsw_m"]))
+        threshold, which the cost order does not need to model); each candidate a later stage
+        rescores is fetched by id from vector storage, which on Edge took about as long as a
+        node of the walk (0.6 µs each at 100k, warm)."""
+        m = int(self.options["hnsw_m"])
+        return CoarseCost("hnsw", m, candidate_read=m * (self.levels[0] + RANDOM_READ_COST))
 
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
                filter: Node | None = None) -> list[list[Hit]]:

@@ -1,8 +1,9 @@
 """Qdrant Edge: the Qdrant engine in-process (``qdrant-edge-py``), one shard in a directory.
 
 The same schema as the qdrant-client backend — one named vector per level, DOT on
-pre-normalised prefixes, an HNSW graph only on the coarse level (``m=0`` elsewhere) — and the
-same nested-prefetch funnel, through Edge's own API. Edge has no background optimiser:
+pre-normalised prefixes, an HNSW graph only on the coarse level (``m=0`` elsewhere), the
+layout of :class:`qdrant_common.Layout` — and the same nested-prefetch funnel, through Edge's
+own API. Edge has no background optimiser:
 :meth:`optimize` builds the HNSW graph after bulk loads (searches work before it, by scanning).
 A shard is single-process; :meth:`close` releases it.
 
@@ -48,7 +49,8 @@ VOCAB = qc.Vocabulary(
     prefetch=lambda vec, using, limit, ef, inner: qe.Prefetch(
         limit=limit, query=qe.Query.Nearest(vec, using=using),
         prefetches=[inner] if inner is not None else None,
-        params=qe.SearchParams(hnsw_ef=ef) if ef else None),
+        # the coarse stage ranks by its codes alone: the next stage rescores the candidates anyway
+        params=qe.SearchParams(hnsw_ef=ef, quantization=qe.QuantizationSearchParams(rescore=False)) if ef else None),
     request=lambda full, inner, k, flt, exact: qe.QueryRequest(
         limit=k, query=qe.Query.Nearest(full, using="full"),
         prefetches=[inner] if inner is not None else None, filter=flt, with_payload=True,
@@ -61,22 +63,32 @@ EDGE_HEADROOM = 96 << 20  # new WAL segments and vector/payload chunks, 32 MiB e
 
 class QdrantEdgeBackend(qc.QdrantStore):
     """An Edge shard at ``path`` behind the backend protocol (created if absent, unless
-    ``must_exist``, which a load passes so that a moved shard is an error, not a new one)."""
+    ``must_exist``, which a load passes so that a moved shard is an error, not a new one).
+
+    ``quantization`` / ``on_disk``: the layout (:class:`qdrant_common.Layout`), fixed when the
+    shard is created; ``payload_indexes`` (``{"lang": "keyword", "year": "float"}``): fields
+    filters use, indexed; ``hnsw_m`` / ``ef_construct`` / ``full_scan_threshold``: the coarse
+    graph; ``batch_size``: points per write call."""
 
     kind = "qdrant-edge"
     vocab = VOCAB
     keep_exact_floats = True  # qdrant-edge-py 0.9 can move a float payload by one ulp
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, path: str | Path,
-                 adaptor_hash: str | None = None, hnsw_m: int = 16, ef_construct: int = 100,
-                 full_scan_threshold: int = 10_000, batch_size: int = 512, must_exist: bool = False):
+                 adaptor_hash: str | None = None, hnsw_m: int = qc.HNSW_M,
+                 ef_construct: int = qc.EF_CONSTRUCT, full_scan_threshold: int = 10_000,
+                 quantization: str | None = "int8", on_disk: bool = True,
+                 payload_indexes: dict[str, str] | None = None, batch_size: int = 512, must_exist: bool = False):
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
+        self.layout = qc.Layout(quantization, on_disk)
+        payload_indexes = qc.check_payload_indexes(payload_indexes)
         self.names = qc.vector_names(self.levels)
         self.path, self.batch_size = Path(path), int(batch_size)
         if self.batch_size <= 0:
             raise MatryIndexError("batch_size must be positive")
         self.options = {"path": str(self.path), "hnsw_m": hnsw_m, "ef_construct": ef_construct,
-                        "full_scan_threshold": full_scan_threshold, "batch_size": batch_size}
+                        "full_scan_threshold": full_scan_threshold, "quantization": quantization,
+                        "on_disk": on_disk, "payload_indexes": payload_indexes, "batch_size": batch_size}
         self.where = f"Qdrant Edge shard at {self.path}"
         self._lock = self._read_lock = threading.RLock()  # one shard handle: nothing runs alongside a write
         shard_dir, meta_path = self.path / "shard", self.path / META_FILE
@@ -101,17 +113,25 @@ class QdrantEdgeBackend(qc.QdrantStore):
                 shard_dir.mkdir(parents=True, exist_ok=True)
                 self.shard = qe.EdgeShard.create(str(shard_dir), self._config())
                 atomic_write_text(meta_path, json.dumps(qc.collection_metadata(self.dim, self.levels, adaptor_hash)))
+            self._index_payload(payload_indexes)
         except MatryIndexError:
             raise
         except Exception as exc:  # Edge raises plain Exception (locked WAL, corrupt files, ...)
             raise MatryIndexError(f"cannot open {self.where}: {exc}") from None
 
     def _config(self) -> "qe.EdgeConfig":
+        """The shard's configuration: :class:`qdrant_common.Layout` in Edge's terms (codes
+        ``Pinned`` in RAM, on-disk vectors ``Cold``: mapped, read on demand)."""
         o = self.options
         no_graph = qe.HnswIndexConfig(m=0, ef_construct=o["ef_construct"], full_scan_threshold=o["full_scan_threshold"])
+        codes = {"int8": lambda: qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=qc.INT8_QUANTILE,
+                                                             memory=qe.Memory.Pinned),
+                 "binary": lambda: qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)}
         vectors = {name: qe.EdgeVectorParams(size=m, distance=qe.Distance.Dot,
-                                             hnsw_config=None if i == 0 else no_graph)
-                   for i, (name, m) in enumerate(zip(self.names, self.levels))}
+                                             hnsw_config=None if graph else no_graph,
+                                             quantization_config=codes[self.layout.quantization]() if quantised else None,
+                                             memory=qe.Memory.Cold if on_disk else qe.Memory.Cached)
+                   for name, m, graph, quantised, on_disk in self.layout.plan(self.levels)}
         return qe.EdgeConfig(vectors=vectors, hnsw_config=qe.HnswIndexConfig(
             m=o["hnsw_m"], ef_construct=o["ef_construct"], full_scan_threshold=o["full_scan_threshold"]))
 
@@ -155,6 +175,10 @@ class QdrantEdgeBackend(qc.QdrantStore):
     def _query(self, requests: list) -> list[list[Hit]]:
         results = self._run(self.shard.query_batch, qe.QueryBatchRequest(requests))
         return [qc.to_hits(points) for points in results]
+
+    def _create_payload_index(self, field: str, kind: str) -> None:
+        schema = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float}[kind]
+        self._run(self.shard.update, qe.UpdateOperation.create_field_index(field, schema))
 
     # --- the rest of the protocol ------------------------------------------------------
     def optimize(self) -> None:

@@ -25,11 +25,12 @@ class PCARotation:
 
     @classmethod
     def fit(cls, corpus: np.ndarray) -> "PCARotation":
+        """scikit-learn's PCA with every component kept; its eigen-solver on the covariance
+        matrix is exact and fast for the many-rows, few-columns shape of a corpus."""
+        from sklearn.decomposition import PCA
         x = as_matrix(corpus, name="corpus").astype(np.float64)
-        cov = np.cov(x - x.mean(axis=0), rowvar=False)
-        eigvals, eigvecs = np.linalg.eigh(cov)
-        order = np.argsort(eigvals)[::-1]
-        return cls(eigvecs[:, order])
+        pca = PCA(n_components=x.shape[1], svd_solver="covariance_eigh").fit(x)
+        return cls(pca.components_.T)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return as_matrix(x, dim=self.components.shape[0]) @ self.components
