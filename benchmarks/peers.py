@@ -543,6 +543,15 @@ def set_arguments(ap: argparse.ArgumentParser, methods: tuple[str, ...], default
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
 
 
+def the_cache(args) -> Path:
+    """The folder of the drawn set (``--cache``, default /tmp/matry-peers-N), made and recorded
+    in ``args`` for the worker processes."""
+    cache = Path(args.cache or f"/tmp/matry-peers-{args.n}")
+    args.cache = str(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
 def earlier_rows(args, command: str) -> tuple[list[dict], list[list], list[str]]:
     """Rows, unreached [method, target] pairs and commands of ``--merge``'s run, less the methods
     run again now (empty, with this command alone, without ``--merge``)."""
@@ -560,12 +569,10 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=32, help="HNSW M of the graph rivals")
     ap.add_argument("--ef-construction", type=int, default=80, help="HNSW efConstruction of the graph rivals")
     args = ap.parse_args()
-    cache = Path(args.cache or f"/tmp/matry-peers-{args.n}")
-    args.cache = str(cache)
+    cache = the_cache(args)
     if args.worker:
         worker(args.worker, args)
         return
-    cache.mkdir(parents=True, exist_ok=True)
     fidelity = prepare(args, cache)
     print(json.dumps({"generator_fidelity": fidelity}), flush=True)
     out = Path(args.out)

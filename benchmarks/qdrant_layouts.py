@@ -337,12 +337,10 @@ def main() -> None:
                                                        "(funnel adaptor @128) instead of measuring them again")
     args = ap.parse_args()
     args.m, args.ef_construction = EDGE_M, EDGE_EF_CONSTRUCT  # read by peers' helpers
-    cache = Path(args.cache or f"/tmp/matry-peers-{args.n}")
-    args.cache = str(cache)
+    cache = peers.the_cache(args)
     if args.worker:
         worker(args.worker, args)
         return
-    cache.mkdir(parents=True, exist_ok=True)
     peers.prepare(args, cache, fidelity=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
