@@ -68,3 +68,15 @@ def test_cli_bench_without_queries_uses_held_out_documents(tmp_path, scifact_vec
     data = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert data["sample"] == 1500 - 80 and (tmp_path / "out" / "bench.png").stat().st_size > 0
     assert main(["bench", "--embeddings", str(tmp_path / "docs.npy"), "--adaptor", "x", "--fit"]) == 2
+
+
+@pytest.mark.slow
+def test_bench_fits_its_own_adaptor(scifact_vectors):
+    """``--fit``: a funnel-aware adaptor fitted on the sample (a real fit, a few minutes on 2 cores)
+    becomes the first row, and its fit is a stage of its own."""
+    _, docs, queries = scifact_vectors
+    report = bench(docs[:1500], queries[:200], fit=True, fit_docs=800, targets=(0.9,), n_queries=60,
+                   latency_queries=5, repeats=1, threads=1, progress=False)
+    assert [m.method for m in report.methods][:2] == ["funnel, adaptor", "funnel, PCA"]
+    assert report.stage_seconds["fit the funnel-aware adaptor"] > 0
+    assert all(p.recall > 0 for p in report.methods[0].points)
