@@ -46,7 +46,7 @@ class Vocabulary:
 
 QUANTIZATIONS = (None, "int8", "binary")
 #: the coarse graph: twice Qdrant's default links and a wider build. At 1M vectors the walk
-#: over the 128-d prefix then reached recall@10 0.99 with 640 candidates from ef 1,280 (4.2 ms)
+#: over the 128-d prefix then reached recall@10 0.99 with 480 candidates from ef 1,440 (3.4 ms)
 #: where Qdrant's m 16 / ef_construct 100 needed 2,000 from 4,000 (13 ms), for 42 more bytes
 #: per vector at load (benchmarks/results/qdrant_layouts.md)
 HNSW_M, EF_CONSTRUCT = 32, 200
