@@ -147,6 +147,25 @@ def test_delete_and_re_add(index, small_corpus):
     assert ids_of(index.search(queries[0], k=3))[:2] == top[:2]
 
 
+def test_binary_codes_rank_coarsely_but_a_wider_funnel_recovers(tmp_path, small_corpus):
+    """1-bit codes of the coarse prefix (``quantization="binary"``): a funnel of a fifth of the
+    collection finds most of the exact top 10; the tuner pays for what the codes lose with more
+    candidates."""
+    ids, docs, queries = small_corpus
+    index = make_index("qdrant-edge", tmp_path, quantization="binary", levels=None)
+    assert index.levels == (128, 384)
+    index.add(ids, docs)
+    index.optimize()
+    truth = [ids_of(h) for h in index.search(queries, k=10, exact=True)]
+
+    def recall(candidates: int) -> float:
+        plan = FunnelPlan((candidates,), ef=2 * candidates)
+        found = [ids_of(h) for h in index.search(queries, k=10, plan=plan)]
+        return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]))
+    assert recall(400) >= 0.9 and recall(400) > recall(50)
+    index.close()
+
+
 def test_mass_delete_keeps_results_exact(index, small_corpus):
     ids, docs, queries = small_corpus
     index.delete(ids[:1500])
