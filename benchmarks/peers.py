@@ -342,11 +342,16 @@ def warm_up(rows: int = 100_000) -> None:
     del x, y
 
 
+def load_set(cache: Path) -> dict:
+    """The drawn set of ``cache``: the base memory-mapped, queries and ground truths in memory."""
+    return {key: np.load(cache / f"{key}.npy", mmap_mode="r" if key == "base" else None)
+            for key in ("base", "queries", "truth", "tune", "tune_truth")}
+
+
 def worker(name: str, args) -> None:
     cache = Path(args.cache)
     warm_up()
-    data = {key: np.load(cache / f"{key}.npy", mmap_mode="r" if key == "base" else None)
-            for key in ("base", "queries", "truth", "tune", "tune_truth")}
+    data = load_set(cache)
     if name.startswith("funnel"):
         run_funnel(name, data, args, cache)
     elif name.startswith("faiss"):

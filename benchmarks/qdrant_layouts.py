@@ -55,6 +55,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import EF_SWEEP, K, RESULTS, SHARED_DATA, bulk_load, dir_bytes, percentiles  # noqa: E402
 from matry_index import MatryoshkaIndex  # noqa: E402
+from matry_index.backends.qdrant_common import INT8_QUANTILE  # noqa: E402
 import peers  # noqa: E402
 from peers import Search, funnel_adaptor, growth, memory, pick_and_measure, warm_up  # noqa: E402
 
@@ -149,7 +150,7 @@ def rival_config(name: str) -> "qe.EdgeConfig":
     """One named vector ``full`` under HNSW: float in RAM, float on disk, or codes in RAM with
     the originals on disk."""
     base, _, graph = name.partition(", ")
-    codes = {"edge hnsw-384 int8": qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99,
+    codes = {"edge hnsw-384 int8": qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=INT8_QUANTILE,
                                                                 memory=qe.Memory.Pinned),
              "edge hnsw-384 binary": qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)}.get(base)
     cold = codes is not None or base.endswith("on disk")
@@ -222,8 +223,7 @@ def run_edge_rival(name: str, data: dict, args, cache: Path) -> None:
 def worker(name: str, args) -> None:
     cache = Path(args.cache)
     warm_up()
-    data = {key: np.load(cache / f"{key}.npy", mmap_mode="r" if key == "base" else None)
-            for key in ("base", "queries", "truth", "tune", "tune_truth")}
+    data = peers.load_set(cache)
     if name in FUNNELS:
         run_edge_funnel(name, data, args, cache)
     elif name in RIVALS:

@@ -23,6 +23,7 @@ from . import __version__
 from .adaptor.config import OBJECTIVES
 from ._extras import MissingExtraError
 from ._validation import MatryIndexError, clip_levels
+from .backends.qdrant_common import PAYLOAD_INDEX_KINDS, QUANTIZATIONS
 from .inputs import load_matrix, parse_json_object, read_jsonl, read_lines
 
 DEFAULT_DATA = Path("../shared/data/scifact")
@@ -55,8 +56,8 @@ class _Parser(argparse.ArgumentParser):
 def _payload_index(text: str) -> tuple[str, str]:
     """``--payload-index year:float`` → ("year", "float"); an argparse type."""
     field, _, kind = text.rpartition(":")
-    if not field or kind not in ("keyword", "float"):
-        raise argparse.ArgumentTypeError(f"expected FIELD:keyword or FIELD:float; got {text!r}")
+    if not field or kind not in PAYLOAD_INDEX_KINDS:
+        raise argparse.ArgumentTypeError(f"expected FIELD:KIND with KIND one of {PAYLOAD_INDEX_KINDS}; got {text!r}")
     return field, kind
 
 
@@ -472,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-ram", dest="on_disk", action="store_false",
                    help="keep every vector in RAM (default: only the coarse codes and graph; the vectors "
                         "read for candidates alone are memory-mapped from disk)")
-    p.add_argument("--quantization", choices=["int8", "binary", "none"], default="int8",
+    p.add_argument("--quantization", choices=[q or "none" for q in QUANTIZATIONS], default="int8",
                    help="codes of the coarse level kept in RAM for its graph walk")
     p.add_argument("--payload-index", type=_payload_index, action="append", metavar="FIELD:KIND",
                    help="index a payload field that filters use: KIND keyword (strings) or float (numbers); "

@@ -211,15 +211,19 @@ def candidate_grid(levels: Sequence[int], k: int, n: int,
             for width in widths:
                 ef = None if width == 1.0 else int(round(first * width))
                 for ratio in (0, 2, 4, 8):  # 0: skip middle levels, rescore at full dimension directly
-                    counts, c = [first], first
-                    for _ in levels[1:-1]:
-                        if ratio == 0:
-                            counts.append(0)
-                        else:
-                            c = max(k, c // ratio)
-                            counts.append(c)
-                    plans.append(FunnelPlan(tuple(counts), ef=ef, nprobe=nprobe))
+                    counts = (first,) + _middle_counts(first, len(levels) - 2, k, ratio)
+                    plans.append(FunnelPlan(counts, ef=ef, nprobe=nprobe))
     return list(dict.fromkeys(plans))
+
+
+def _middle_counts(first: int, middle_levels: int, k: int, ratio: int) -> tuple[int, ...]:
+    """What each middle level keeps: ``1/ratio`` of the level before (at least ``k``), or
+    nothing (ratio 0: the middle levels are skipped)."""
+    counts, c = [], first
+    for _ in range(middle_levels):
+        c = max(k, c // ratio) if ratio else 0
+        counts.append(c)
+    return tuple(counts)
 
 
 def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Sequence[int],

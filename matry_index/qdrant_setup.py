@@ -4,9 +4,9 @@ The same as ``matry-index qdrant-setup``. A collection made here has the layout 
 :class:`matry_index.backends.qdrant_common.Layout` (by default the 128-d prefix with an HNSW
 graph over int8 codes in RAM, and the full vector on disk) and the adaptor's hash in its
 metadata; pointing the function at an existing collection checks that schema and hash instead
-of touching it, and refuses a mismatch. Ingest reads ``.npy`` embeddings (raw model output: the adaptor is
-applied here), an ``.ids`` file and an optional ``.jsonl`` payload, in chunks with a
-progress bar; re-running it upserts, so an interrupted load can simply be repeated.
+of touching it, and refuses a mismatch. Ingest reads ``.npy`` embeddings (raw model output:
+the adaptor is applied here), an ``.ids`` file and an optional ``.jsonl`` payload, in chunks
+with a progress bar; re-running it upserts, so an interrupted load can simply be repeated.
 """
 from __future__ import annotations
 
