@@ -28,7 +28,7 @@ import numpy as np
 from ._fs import atomic_directory, recover_directory
 from ._validation import MatryIndexError, as_matrix, clip_levels, normalize_rows, unit_rows
 from .adaptor.model import AdaptorMismatchError, MatryoshkaAdaptor
-from .backends.base import Backend, Hit, Record
+from .backends.base import Backend, Hit, Record, run_search, search_async
 from .filters import parse_filter
 from .funnel import FunnelPlan, tune as tune_plan
 from .ids import UserId, check_count, keys_for
@@ -248,6 +248,24 @@ class MatryoshkaIndex:
         exhaustively. Pass ``adaptor_hash`` to have queries refused when they were meant for
         another adaptor.
         """
+        q, single, k, chosen, node = self._search_request(queries, k, filter, plan, exact, adaptor_hash)
+        hits = run_search(self.backend, q, k, chosen, node)
+        return hits[0] if single else hits
+
+    async def asearch(self, queries: Any, k: int = 10, filter: dict | None = None,
+                      plan: FunnelPlan | None = None, exact: bool = False,
+                      adaptor_hash: str | None = "unchecked") -> list[Hit] | list[list[Hit]]:
+        """:meth:`search` for an event loop: awaits the Qdrant server's async client where the
+        index has one, and runs an in-process engine's search in a worker thread otherwise,
+        so the loop is never blocked (:func:`~matry_index.backends.base.search_async`)."""
+        q, single, k, chosen, node = self._search_request(queries, k, filter, plan, exact, adaptor_hash)
+        hits = await search_async(self.backend, q, k, chosen, node)
+        return hits[0] if single else hits
+
+    def _search_request(self, queries: Any, k: int, filter: dict | None, plan: FunnelPlan | None,
+                        exact: bool, adaptor_hash: str | None):
+        """What both search methods hand the backend: adapted queries as a batch, whether one
+        query came in, ``k``, the plan (None: exact search) and the parsed filter."""
         if adaptor_hash != "unchecked":
             self.check_adaptor(adaptor_hash)
         if not isinstance(k, (int, np.integer)) or k <= 0:
@@ -260,11 +278,7 @@ class MatryoshkaIndex:
         q = self._adapt(arr[None, :] if single else arr, "queries")
         node = parse_filter(filter)
         plan = plan or self.plan
-        if exact or plan.exact:
-            hits = self.backend.exact_search(q, int(k), node)
-        else:
-            hits = self.backend.search(q, int(k), plan, node)
-        return hits[0] if single else hits
+        return q, single, int(k), None if exact or plan.exact else plan, node
 
     def tune(self, sample_queries: Any, target_recall: float = 0.99, k: int = 10,
              apply: bool = True) -> FunnelPlan:
@@ -401,6 +415,13 @@ class MatryoshkaIndex:
 
     def close(self) -> None:
         self.backend.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and first the backend's async client where it opened one."""
+        closing = getattr(self.backend, "aclose", None)
+        if closing is not None:
+            await closing()
+        self.close()
 
     def __enter__(self) -> "MatryoshkaIndex":
         return self

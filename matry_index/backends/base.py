@@ -9,6 +9,7 @@ nested prefetches of named vectors.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -108,6 +109,28 @@ class Backend(Protocol):
         """Write what the backend needs to reopen into ``directory``; return its options."""
 
     def close(self) -> None: ...
+
+
+def run_search(backend: Backend, queries: np.ndarray, k: int, plan: FunnelPlan | None,
+               filter: Node | None = None) -> list[list[Hit]]:
+    """The backend's funnel search under ``plan``, or its exact search where ``plan`` is None."""
+    if plan is None:
+        return backend.exact_search(queries, k, filter)
+    return backend.search(queries, k, plan, filter)
+
+
+async def search_async(backend: Backend, queries: np.ndarray, k: int, plan: FunnelPlan | None,
+                       filter: Node | None = None) -> list[list[Hit]]:
+    """:func:`run_search` without blocking the event loop.
+
+    A backend with a native async client (``asearch``: Qdrant on a server) awaits it; the
+    in-process engines (FAISS, Qdrant Edge, qdrant-client's local mode) compute on the CPU,
+    so their search runs in a worker thread instead.
+    """
+    native = getattr(backend, "asearch", None)
+    if native is not None:
+        return await native(queries, k, plan, filter)
+    return await asyncio.to_thread(run_search, backend, queries, k, plan, filter)
 
 
 def level_norms(vectors: np.ndarray, levels: tuple[int, ...], block: int = STREAM_ROWS) -> np.ndarray:

@@ -23,6 +23,7 @@ stores no pickles at all. An in-memory collection is saved with the index as pla
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 import os
@@ -35,13 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qdrant_client import QdrantClient, models
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
+from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from .._fs import require_free_space
 from .._validation import MatryIndexError
+from ..filters import Node
+from ..funnel import FunnelPlan
 from . import qdrant_common as qc
 from . import records as saved_records
-from .base import Hit, SavedBackend
+from .base import Hit, SavedBackend, run_search
 
 VOCAB = qc.Vocabulary(
     **qc.shared_builders(models),
@@ -131,6 +134,11 @@ class QdrantBackend(qc.QdrantStore):
     (``{"lang": "keyword", "year": "float"}``) indexes fields filters use; ``hnsw_m`` /
     ``ef_construct`` shape the coarse graph. ``must_exist``: open an existing collection only
     (what a load does), never create an empty one in its place.
+
+    Async: :meth:`asearch` on a server goes through qdrant-client's ``AsyncQdrantClient``
+    (made on first use in each event loop from the same URL, key and timeout, or given as
+    ``async_client``), so a service awaiting searches holds no thread per request; local mode
+    is a synchronous emulation, so there it runs the search in a worker thread.
     """
 
     kind = "qdrant"
@@ -144,7 +152,7 @@ class QdrantBackend(qc.QdrantStore):
                  quantization: str | None = "int8", payload_indexes: dict[str, str] | None = None,
                  hnsw_m: int = qc.HNSW_M, ef_construct: int = qc.EF_CONSTRUCT,
                  batch_size: int = 256, prefer_grpc: bool = False, client: QdrantClient | None = None,
-                 must_exist: bool = False):
+                 async_client: AsyncQdrantClient | None = None, must_exist: bool = False):
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
         self.names = qc.vector_names(self.levels)
         self.collection, self.batch_size, self.retries = collection, int(batch_size), int(retries)
@@ -166,6 +174,11 @@ class QdrantBackend(qc.QdrantStore):
         # local mode is a single-threaded Python emulation: reads take the lock too; a server
         # serves concurrent reads itself
         self._read_lock = nullcontext() if (url and client is None) else self._lock
+        # never saved (options are): the async client is made from these when first needed
+        self._connect = {"url": url, "api_key": api_key or os.environ.get("QDRANT_API_KEY"),
+                         "timeout": timeout, "prefer_grpc": prefer_grpc} if url and client is None else None
+        self._given_async_client = async_client
+        self._async_client: tuple[asyncio.AbstractEventLoop, AsyncQdrantClient] | None = None
         if client is not None:
             self.client = client
             self.where = f"Qdrant collection {collection!r} (given client)"
@@ -202,18 +215,34 @@ class QdrantBackend(qc.QdrantStore):
         except RuntimeError as exc:  # the storage folder is locked by another client
             raise MatryIndexError(f"cannot open Qdrant local storage: {exc}") from None
 
+    def _retry_policy(self) -> dict[str, Any]:
+        return {"stop": stop_after_attempt(max(1, self.retries)), "wait": wait_exponential(multiplier=0.2, max=5),
+                "retry": retry_if_exception(_transient), "reraise": True}
+
+    def _unreachable(self, exc: Exception) -> None:
+        """Raise the clear error for a transport failure that outlasted the retries."""
+        if _transient(exc):
+            raise MatryIndexError(f"{self.where} is unreachable after {self.retries} attempt(s): "
+                                  f"{type(exc).__name__}: {exc}") from exc
+
     def _call(self, fn, *args, **kwargs):
         """Run one client call with retries on transport errors; a clear error if it stays down."""
         try:
-            for attempt in Retrying(stop=stop_after_attempt(max(1, self.retries)),
-                                    wait=wait_exponential(multiplier=0.2, max=5),
-                                    retry=retry_if_exception(_transient), reraise=True):
+            for attempt in Retrying(**self._retry_policy()):
                 with attempt:
                     return fn(*args, **kwargs)
         except Exception as exc:
-            if _transient(exc):
-                raise MatryIndexError(f"{self.where} is unreachable after {self.retries} attempt(s): "
-                                      f"{type(exc).__name__}: {exc}") from exc
+            self._unreachable(exc)
+            raise
+
+    async def _acall(self, fn, *args, **kwargs):
+        """:meth:`_call` for a coroutine function of the async client."""
+        try:
+            async for attempt in AsyncRetrying(**self._retry_policy()):
+                with attempt:
+                    return await fn(*args, **kwargs)
+        except Exception as exc:
+            self._unreachable(exc)
             raise
 
     def _create(self) -> None:
@@ -263,6 +292,36 @@ class QdrantBackend(qc.QdrantStore):
     def _query(self, requests: list[models.QueryRequest]) -> list[list[Hit]]:
         responses = self._call(self.client.query_batch_points, self.collection, requests=requests)
         return [qc.to_hits(r.points) for r in responses]
+
+    # --- async ---------------------------------------------------------------------------
+    def _async(self) -> AsyncQdrantClient | None:
+        """The async client for the running event loop: the one given, else one made for a
+        server (an httpx client belongs to the loop it first ran in, so a new loop gets its
+        own); None in local mode, which has no async transport to await."""
+        if self._given_async_client is not None:
+            return self._given_async_client
+        if self._connect is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_client[0] is not loop:
+            self._async_client = (loop, AsyncQdrantClient(**self._connect))
+        return self._async_client[1]
+
+    async def asearch(self, queries: np.ndarray, k: int, plan: FunnelPlan | None,
+                      filter: Node | None = None) -> list[list[Hit]]:
+        """The funnel (exact where ``plan`` is None) as one awaited ``query_batch_points``."""
+        client = self._async()
+        if client is None:
+            return await asyncio.to_thread(run_search, self, queries, k, plan, filter)
+        requests = self._requests(queries, k, plan, filter)
+        responses = await self._acall(client.query_batch_points, self.collection, requests=requests)
+        return [qc.to_hits(r.points) for r in responses]
+
+    async def aclose(self) -> None:
+        """Close the async client this backend made (a given one stays its owner's)."""
+        made, self._async_client = self._async_client, None
+        if made is not None and made[0] is asyncio.get_running_loop():
+            await made[1].close()
 
     def _create_payload_index(self, field: str, kind: str) -> None:
         schema = {"keyword": models.PayloadSchemaType.KEYWORD, "float": models.PayloadSchemaType.FLOAT}[kind]
@@ -337,4 +396,5 @@ class QdrantBackend(qc.QdrantStore):
         return [Path(self.options["path"])] if self.options["path"] else []
 
     def close(self) -> None:
+        self._async_client = None  # an async client is closed by aclose(), inside its loop
         self.client.close()

@@ -490,18 +490,24 @@ class QdrantStore:
 
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
                filter: Node | None = None) -> list[list[Hit]]:
-        flt = compile_filter(filter, self.vocab)
-        # no count() round trip per search: Qdrant returns fewer points when a limit exceeds
-        # the collection, so the plan needs no clipping to its size
-        requests = funnel_requests(queries, self.levels, plan, k, UNBOUNDED, flt, self.vocab)
+        requests = self._requests(queries, k, plan, filter)
         with self._read_lock:
             return self._query(requests)
 
     def exact_search(self, queries: np.ndarray, k: int, filter: Node | None = None) -> list[list[Hit]]:
-        flt = compile_filter(filter, self.vocab)
-        requests = exact_requests(queries, self.levels, k, flt, self.vocab)
+        requests = self._requests(queries, k, None, filter)
         with self._read_lock:
             return self._query(requests)
+
+    def _requests(self, queries: np.ndarray, k: int, plan: FunnelPlan | None, filter: Node | None) -> list:
+        """One query request per row: the funnel as nested prefetches, or (``plan`` None) an
+        exact full-dimension search."""
+        flt = compile_filter(filter, self.vocab)
+        if plan is None:
+            return exact_requests(queries, self.levels, k, flt, self.vocab)
+        # no count() round trip per search: Qdrant returns fewer points when a limit exceeds
+        # the collection, so the plan needs no clipping to its size
+        return funnel_requests(queries, self.levels, plan, k, UNBOUNDED, flt, self.vocab)
 
 
 def _as_pid(text: str) -> int | str:

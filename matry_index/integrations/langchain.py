@@ -12,8 +12,9 @@ the adapted vectors; relevance scores map them to [0, 1] as ``(1 + cos) / 2``.
 
 ``save_local`` / ``load_local`` work as on LangChain's FAISS store, on the index's own plain-data
 save format (no pickle: nothing to deserialise dangerously). The async methods await the
-embedding model's own async calls and run the index's work in a thread, so an event loop is
-never blocked by a search.
+embedding model's own async calls; searches then await :meth:`MatryoshkaIndex.asearch` (Qdrant's
+async client on a server, a worker thread for the in-process engines) and writes run in a
+thread, so an event loop is never blocked.
 """
 from __future__ import annotations
 
@@ -170,6 +171,9 @@ class MatryoshkaVectorStore(VectorStore):
         if self.index is None or len(self.index) == 0:
             return []
         hits = self.index.search(np.asarray(embedding, dtype=np.float32), k=k, filter=filter)
+        return self._scored(hits)
+
+    def _scored(self, hits: list) -> list[tuple[Document, float]]:
         return [(self._document(h.id, h.metadata), h.score) for h in hits]
 
     def similarity_search_with_score(self, query: str, k: int = 4, filter: dict | None = None,
@@ -184,12 +188,24 @@ class MatryoshkaVectorStore(VectorStore):
                           **kwargs: Any) -> list[Document]:
         return [d for d, _ in self.similarity_search_with_score(query, k, filter)]
 
+    async def asimilarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4,
+                                                      filter: dict | None = None,
+                                                      **kwargs: Any) -> list[tuple[Document, float]]:
+        """The search awaited through :meth:`MatryoshkaIndex.asearch`."""
+        if self.index is None or len(self.index) == 0:
+            return []
+        hits = await self.index.asearch(np.asarray(embedding, dtype=np.float32), k=k, filter=filter)
+        return self._scored(hits)
+
+    async def asimilarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: dict | None = None,
+                                           **kwargs: Any) -> list[Document]:
+        return [d for d, _ in await self.asimilarity_search_with_score_by_vector(embedding, k, filter)]
+
     async def asimilarity_search_with_score(self, query: str, k: int = 4, filter: dict | None = None,
                                             **kwargs: Any) -> list[tuple[Document, float]]:
-        """The model's async query embedding, then the search in a thread."""
+        """The model's async query embedding, then the awaited search."""
         embedding = await self._embedding.aembed_query(query)
-        return await asyncio.get_running_loop().run_in_executor(
-            None, partial(self.similarity_search_with_score_by_vector, embedding, k, filter))
+        return await self.asimilarity_search_with_score_by_vector(embedding, k, filter)
 
     async def asimilarity_search(self, query: str, k: int = 4, filter: dict | None = None,
                                  **kwargs: Any) -> list[Document]:

@@ -9,9 +9,14 @@
 ``stores_text=True``: each node is serialised into the record's metadata with LlamaIndex's
 own ``node_to_metadata_dict``, so the store alone can rebuild nodes. LlamaIndex metadata
 filters (==, !=, >, >=, <, <=, in, nin; and/or, nested) become matry_index filters.
+
+``aquery`` awaits :meth:`MatryoshkaIndex.asearch` (Qdrant's async client on a server, a worker
+thread for the in-process engines); the other async methods run their sync twin in a worker
+thread (LlamaIndex's defaults would run it on the event loop itself).
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,15 +127,49 @@ class MatryoshkaLlamaStore(BasePydanticVectorStore):
             self._index.delete(ids)
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        request = self._search_request(query)
+        if request is None:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        return self._result(self._index.search(**request))
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        request = self._search_request(query)
+        if request is None:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        return self._result(await self._index.asearch(**request))
+
+    def _search_request(self, query: VectorStoreQuery) -> dict | None:
+        """The index search a query asks for (None when the store is empty)."""
         if query.mode != VectorStoreQueryMode.DEFAULT:
             raise MatryIndexError(f"query mode {query.mode.value!r} is not supported (only dense 'default')")
         if query.query_embedding is None:
             raise MatryIndexError("MatryoshkaLlamaStore needs query.query_embedding")
         if self._index is None or len(self._index) == 0:
-            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+            return None
         parts = [p for p in (to_matry_filter(query.filters),
                              {NODE_ID: {"$in": id_list(query.node_ids, "node_ids")}} if query.node_ids else None) if p]
-        hits = self._index.search(np.asarray(query.query_embedding, np.float32), k=query.similarity_top_k,
-                                  filter={"$and": parts} if parts else None)
+        return {"queries": np.asarray(query.query_embedding, np.float32), "k": query.similarity_top_k,
+                "filter": {"$and": parts} if parts else None}
+
+    @staticmethod
+    def _result(hits: list) -> VectorStoreQueryResult:
         return VectorStoreQueryResult(nodes=[metadata_dict_to_node(h.metadata) for h in hits],
                                       similarities=[h.score for h in hits], ids=[str(h.id) for h in hits])
+
+    # writes and listings compute in-process: off the event loop, in a worker thread
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        return await asyncio.to_thread(self.add, nodes, **kwargs)
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
+
+    async def adelete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
+                            **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
+
+    async def aget_nodes(self, node_ids: list[str] | None = None,
+                         filters: MetadataFilters | None = None) -> list[BaseNode]:
+        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
+
+    async def aclear(self) -> None:
+        await asyncio.to_thread(self.clear)
