@@ -246,12 +246,31 @@ def test_fitting_without_torch_names_the_extra(monkeypatch, rng):
         fit_unsupervised(rng.standard_normal((20, 8)).astype(np.float32))
 
 
-def test_a_fit_restores_the_callers_torch_thread_count(rng):
+def test_a_fit_restores_the_callers_torch_and_faiss_thread_counts(rng):
+    import faiss
     import torch
-    before = torch.get_num_threads()
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
     fit_unsupervised(rng.standard_normal((40, 8)).astype(np.float32), levels=(4, 8), hidden=8,
                      max_steps=2, eval_every=1, neighbours=4, batch_size=16, threads=1)
-    assert torch.get_num_threads() == before
+    fit_unsupervised(rng.standard_normal((40, 8)).astype(np.float32), objective="funnel", levels=(4, 8),
+                     recall_levels=(4,), recall_negatives=4, max_steps=2, eval_every=1, neighbours=4,
+                     batch_size=16, threads=1)
+    assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == before
+
+
+def test_hard_negatives_are_each_prefixs_best_documents_outside_the_excluded(rng):
+    from matry_index.adaptor.coarse_recall import HardNegatives
+    docs = normalize_rows(rng.standard_normal((300, 16)).astype(np.float32))
+    anchors = normalize_rows(rng.standard_normal((40, 16)).astype(np.float32))
+    excluded = np.stack([rng.choice(300, 5, replace=False) for _ in range(40)])
+    excluded[:, -1] = -1  # padding
+    hard = HardNegatives(excluded, (4, 8), 6)
+    hard.refresh(anchors, docs)
+    for li, m in enumerate((4, 8)):
+        sims = normalize_rows(anchors[:, :m]) @ normalize_rows(docs[:, :m]).T
+        for a in range(len(anchors)):
+            best = [d for d in np.argsort(-sims[a]) if d not in excluded[a]][:6]
+            assert sorted(hard.rows[a, li]) == sorted(best)
 
 
 @pytest.mark.slow
@@ -264,8 +283,10 @@ def test_funnel_recipe_keeps_full_cosines_and_needs_fewer_candidates_than_pca(sc
     from matry_index.evaluation import PCARotation
     from matry_index.evaluation.funnel_need import full_dimension_top_k, funnel_need
     exp = scifact_experiment
-    docs, queries = exp.corpus.vectors[:2500], exp.queries.take(exp.train_queries())
-    held_out, anchors = queries[:200], queries[200:]
+    # anchors: the unlabelled train queries; measured on the test queries (the measure reads no
+    # label). A slice of the corpus with part of the train queries held out showed no margin:
+    # with fewer anchors the held-out criterion peaked early at a state that traded 64-d for 32-d
+    docs, anchors, held_out = exp.corpus.vectors, exp.queries.take(exp.train_queries()), exp.task("test").queries
     cfg = TrainConfig(**{**FUNNEL_RECIPE, "max_steps": 150, "threads": 2})
     fit = fit_unsupervised(docs, queries=anchors, config=cfg)
     assert fit.adaptor.hidden == 0 and fit.best_step > 0
@@ -278,8 +299,9 @@ def test_funnel_recipe_keeps_full_cosines_and_needs_fewer_candidates_than_pca(sc
         need = funnel_need(held_out, docs, levels, transform, recalls=(0.99,), targets=targets)
         return float(np.mean([np.log(need[m]["needed"][0.99]) for m in levels]))
     ours, pca = mean_log_needed(fit.adaptor.transform), mean_log_needed(PCARotation.fit(docs).transform)
-    # measured: 4.594 vs PCA 4.616 on this 2,500-document slice (full sets: benchmarks/results/funnel_need.md)
-    assert ours < pca, (ours, pca)
+    # measured: 4.599 vs PCA 4.859 (340 / 103 / 28 candidates vs 482 / 148 / 30; 3 seeds of
+    # 700 steps: benchmarks/results/funnel_need.md)
+    assert ours < pca - 0.1, (ours, pca)
 
 
 def test_objective_names_a_recipe(rng):

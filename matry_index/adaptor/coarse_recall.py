@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import faiss
 import numpy as np
 
 from .._validation import normalize_rows
 from ..evaluation.funnel_need import funnel_need
-from ..kernels import exact_top_k
 
 
 class HardNegatives:
@@ -28,16 +28,31 @@ class HardNegatives:
         self.rows: np.ndarray | None = None
 
     def refresh(self, adapted_anchors: np.ndarray, adapted_docs: np.ndarray) -> None:
-        """Re-mine every anchor's negatives from the adapted anchors and documents."""
+        """Re-mine every anchor's negatives from the adapted anchors and documents.
+
+        FAISS's exact search (BLAS products and a heap per anchor) finds each prefix's top
+        documents: mining is the costliest part of a fit, and which of two exactly tied
+        documents becomes a negative does not matter to the loss."""
         depth = min(self.n + self.excluded.shape[1], len(adapted_docs))
         if self.rows is None:
             self.rows = np.zeros((len(self.excluded), len(self.levels), self.n), np.int64)
         for li, m in enumerate(self.levels):
-            top, _ = exact_top_k(normalize_rows(adapted_anchors[:, :m]), normalize_rows(adapted_docs[:, :m]), depth)
-            for row, found in enumerate(top):
-                keep = found[~np.isin(found, self.excluded[row])][:self.n]
-                self.rows[row, li, :len(keep)] = keep
-                self.rows[row, li, len(keep):] = keep[-1] if len(keep) else 0
+            _, found = faiss.knn(normalize_rows(adapted_anchors[:, :m]), normalize_rows(adapted_docs[:, :m]),
+                                 depth, faiss.METRIC_INNER_PRODUCT)
+            self.rows[:, li] = first_not_excluded(found, self.excluded, self.n)
+
+
+def first_not_excluded(found: np.ndarray, excluded: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the first ``n`` entries of ``found`` (ranked rows) that are not in the same row
+    of ``excluded``, in order; a row with fewer repeats its last one (row 0 if it has none)."""
+    banned = (found[:, :, None] == excluded[:, None, :]).any(-1) | (found < 0)
+    order = np.argsort(banned, axis=1, kind="stable")[:, :n]  # allowed entries first, in rank order
+    picked = np.take_along_axis(found, order, 1)
+    allowed = (~banned).sum(1)
+    fill = np.take_along_axis(picked, np.clip(allowed - 1, 0, picked.shape[1] - 1)[:, None], 1)
+    fill[allowed == 0] = 0
+    short = np.arange(picked.shape[1])[None, :] >= allowed[:, None]
+    return np.where(short, fill, picked)
 
 
 def candidates_score(transform: Callable[[np.ndarray], np.ndarray], anchors: np.ndarray, docs: np.ndarray,

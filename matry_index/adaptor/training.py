@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 
+import faiss
 import numpy as np
 import torch
 import torch.nn as nn
@@ -45,7 +46,7 @@ class _TorchAdaptor(nn.Module):
             self.rot = nn.Linear(dim, dim, bias=False)
             self.rot.weight.data = torch.tensor(np.ascontiguousarray(rotation.T), dtype=torch.float32)
             if learn_rotation:
-                nn.utils.parametrizations.orthogonal(self.rot)
+                nn.utils.parametrizations.orthogonal(self.rot, orthogonal_map="cayley")
             else:
                 self.rot.weight.requires_grad_(False)
         self.fc1 = self.fc2 = None
@@ -174,9 +175,13 @@ def _similarity_terms(module: _TorchAdaptor, anchors: np.ndarray, corpus: np.nda
         t_nbr = losses.prefix_cosines(a_t, torch.from_numpy(corpus[nbr_idx]), a_t.shape[1])
         t_rand = losses.prefix_cosines(a_t, torch.from_numpy(corpus[rand_idx]), a_t.shape[1])
     terms = {"topk": 0.0, "pair": 0.0, "listwise": 0.0}
+    weights = level_weights(levels, cfg.level_weight_power)
+    if module.fc1 is None and len(levels) > 1 and levels[-1] == anchors.shape[1]:
+        # a rotation keeps every full-dimension cosine: that level's terms are constants
+        levels, weights = levels[:-1], weights[:-1]
     all_nbr = losses.prefix_cosines_multi(a_ad, n_ad, levels)
     all_rand = losses.prefix_cosines_multi(a_ad, r_ad, levels)
-    for w, p_nbr, p_rand in zip(level_weights(levels, cfg.level_weight_power), all_nbr, all_rand):
+    for w, p_nbr, p_rand in zip(weights, all_nbr, all_rand):
         terms["topk"] = terms["topk"] + w * losses.similarity_preservation_loss(t_nbr, p_nbr)
         terms["pair"] = terms["pair"] + w * losses.similarity_preservation_loss(t_rand, p_rand)
         if cfg.w_listwise:
@@ -185,12 +190,16 @@ def _similarity_terms(module: _TorchAdaptor, anchors: np.ndarray, corpus: np.nda
     terms["rec"] = losses.reconstruction_loss(residual)
     terms["recall"] = 0.0
     if hard_idx is not None:
-        h_ad = d_ad[inverse[b * k + len(rand_idx):]].reshape(*hard.shape, -1)
+        # each level's negatives are gathered on that level's prefix only: the (B, levels, H)
+        # hard negatives are most of a batch, and copying whole rows for them (and zeroing
+        # whole rows in the backward pass) cost more than the rest of the step
+        h_rows = inverse[b * k + len(rand_idx):].reshape(hard.shape)
+        coarse = d_ad[:, :max(hard_levels)]
         rest = max(len(corpus) - hard.shape[2] - n_positive, 0) / max(len(rand_idx), 1)
         for li, m in enumerate(hard_levels):
             terms["recall"] = terms["recall"] + losses.smooth_rank_loss(
                 losses.prefix_cosines(a_ad, n_ad[:, :n_positive], m),
-                losses.prefix_cosines(a_ad, h_ad[:, li], m), losses.prefix_cosines(a_ad, r_ad, m),
+                losses.prefix_cosines(a_ad, coarse[:, :m][h_rows[:, li]], m), losses.prefix_cosines(a_ad, r_ad, m),
                 rest, cfg.recall_temperature) / len(hard_levels)
     return terms
 
@@ -243,15 +252,19 @@ def _initial_adaptor(corpus: np.ndarray, levels: tuple[int, ...], cfg: TrainConf
 
 @contextmanager
 def _torch_session(cfg: TrainConfig) -> Iterator[np.random.Generator]:
-    """Seed torch, set its thread count for this fit (and give the caller's back afterwards:
-    it is process-wide); yields the numpy generator of the run."""
-    previous = torch.get_num_threads()
+    """Seed torch, set its thread count and FAISS's (which mines the hard negatives) for this
+    fit, and give the caller's back afterwards (both are process-wide); yields the numpy
+    generator of the run."""
+    previous = torch.get_num_threads(), faiss.omp_get_max_threads()
+    threads = cfg.threads or default_threads()
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads or default_threads())
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
     try:
         yield np.random.default_rng(cfg.seed)
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(previous[0])
+        faiss.omp_set_num_threads(previous[1])
 
 
 def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr: float,

@@ -7,8 +7,12 @@ without building an index: the coarse *rank* of each of a query's full-dimension
 says at which C it is found, and every C can be read off the sorted ranks.
 
 Codes are compared the way an index would compare them: float prefixes by cosine, int8 codes by
-the inner product of their integer values, sign bits by Hamming distance (ties, frequent with
-short binary codes, count half: the expected rank when an index breaks them arbitrarily).
+the inner product of their integer values (Qdrant's scalar quantisation quantises the query
+too), 4-bit codes by the inner product of the float query with the decoded codes (FAISS's
+``SQ4`` keeps the query in float), sign bits by Hamming distance (ties, frequent with short
+binary codes, count half: the expected rank when an index breaks them arbitrarily) or, as
+``binary-asym``, by the inner product of the float query with the documents' signs (an
+asymmetric binary scan: the same stored bits, a query that loses nothing).
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ import numpy as np
 from .._validation import MatryIndexError, normalize_rows
 from .retrieval import exact_search
 
-#: how a code of the coarse stage is stored: float32 prefix, int8 per coordinate, or sign bits
-CODES = ("float", "int8", "binary")
+#: how a code of the coarse stage is stored (bits per coordinate in :data:`CODE_BITS`)
+CODES = ("float", "int8", "int4", "binary", "binary-asym")
+CODE_BITS = {"float": 32, "int8": 8, "int4": 4, "binary": 1, "binary-asym": 1}
 
 
 def full_dimension_top_k(queries: np.ndarray, docs: np.ndarray, k: int = 10) -> np.ndarray:
@@ -34,9 +39,10 @@ class CoarseCode:
     """A coarse-stage code fitted on the documents: ``kind`` is one of :data:`CODES`.
 
     int8 is symmetric per coordinate, the 99.9th percentile of |x| mapped to 127 (rarer larger
-    values clip), as scalar quantisers with a quantile bound do. Sign bits are taken after
-    subtracting the documents' mean: on a rotation that is not centred (PCA's leading axis)
-    the raw signs would be nearly constant.
+    values clip), as scalar quantisers with a quantile bound do; int4 splits the same bound
+    into 16 equal steps per coordinate. Sign bits are taken after subtracting the documents'
+    mean: on a rotation that is not centred (PCA's leading axis) the raw signs would be nearly
+    constant.
     """
 
     kind: str
@@ -48,26 +54,43 @@ class CoarseCode:
         if kind not in CODES:
             raise MatryIndexError(f"code must be one of {', '.join(CODES)}, got {kind!r}")
         x = normalize_rows(docs)
-        if kind == "int8":
-            bound = np.quantile(np.abs(x), 0.999, axis=0)
-            return cls(kind, scale=(127.0 / np.maximum(bound, 1e-12)).astype(np.float32))
-        if kind == "binary":
+        if kind in ("int8", "int4"):
+            bound = np.maximum(np.quantile(np.abs(x), 0.999, axis=0), 1e-12)
+            levels = 127.0 if kind == "int8" else 8.0
+            return cls(kind, scale=(levels / bound).astype(np.float32))
+        if kind.startswith("binary"):
             return cls(kind, center=x.mean(axis=0).astype(np.float32))
         return cls(kind)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Normalised float32 rows, int8 rows, or packed sign bits."""
+        """Documents as the search reads them: normalised float32 rows, int8 rows, the decoded
+        values of 4-bit codes (float32; 16 levels per coordinate), packed sign bits, or (for
+        ``binary-asym``) the signs as ±1 floats."""
         x = normalize_rows(x)
         if self.kind == "int8":
             return np.clip(np.rint(x * self.scale), -127, 127).astype(np.int8)
+        if self.kind == "int4":
+            cells = np.clip(np.floor(x * self.scale), -8, 7)
+            return ((cells + 0.5) / self.scale).astype(np.float32)
         if self.kind == "binary":
             return np.packbits(x > self.center, axis=1)
+        if self.kind == "binary-asym":
+            return np.where(x > self.center, 1.0, -1.0).astype(np.float32)
         return x
+
+    def encode_queries(self, x: np.ndarray) -> np.ndarray:
+        """Queries as the search compares them with :meth:`encode`'s documents: the same code
+        where the engine quantises queries too, the float query where it does not."""
+        if self.kind == "int4":
+            return normalize_rows(x)
+        if self.kind == "binary-asym":
+            return normalize_rows(x) - self.center
+        return self.encode(x)
 
 
 def code_bytes(dim: int, code: str) -> int:
     """Bytes per vector of a ``dim``-coordinate code."""
-    return {"float": 4 * dim, "int8": dim, "binary": (dim + 7) // 8}[code]
+    return (dim * CODE_BITS[code] + 7) // 8
 
 
 def _similarity(code: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -129,7 +152,7 @@ def funnel_need(queries: np.ndarray, docs: np.ndarray, levels: Sequence[int],
     out: dict[int, dict] = {}
     for m in levels:
         coder = CoarseCode.fit(d_all[:, :m], code)
-        ranks = coarse_ranks(coder.encode(q_all[:, :m]), coder.encode(d_all[:, :m]), targets, code)
+        ranks = coarse_ranks(coder.encode_queries(q_all[:, :m]), coder.encode(d_all[:, :m]), targets, code)
         out[int(m)] = {"bytes": code_bytes(m, code),
                        "needed": {float(r): candidates_needed(ranks, r) for r in recalls},
                        "recall_at": {int(c): recall_at(ranks, c) for c in candidates}}
