@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from matry_index import AdaptorMismatchError, FunnelPlan, MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex
+from matry_index._validation import normalize_rows
 
 from .helpers import BACKENDS, EDGE_IN_RAM, FAISS_MMAP, ids_of, make_index
 
@@ -460,6 +461,27 @@ def test_hits_carry_the_right_ids_and_metadata_through_mixed_writes(small_corpus
         del expected[i]
     check(idx)
     check(MatryoshkaIndex.load(idx.save(tmp_path / "ix")))
+
+
+@pytest.mark.parametrize("kind", ["faiss", FAISS_MMAP])
+def test_int_ids_keep_their_records_through_a_compaction(kind, small_corpus, tmp_path):
+    """With every id an int, ids are read from the key array: a compaction must read them
+    before the rows move (replacing the one record of an index compacts it at once)."""
+    _, docs, queries = small_corpus
+    idx = make_index(kind, tmp_path)
+    idx.add([100], docs[:1], [{"n": 0}])
+    idx.upsert([100], docs[1:2], [{"n": 1}])   # one of two rows dead: compacts
+    assert idx.backend.rows.n == 1 and idx.get([100])[0].metadata == {"n": 1}
+    idx.add(list(range(40)), docs[2:42], [{"n": i} for i in range(40)])
+    idx.delete(list(range(0, 40, 3)))          # 14 of 41 dead: compacts again
+    idx.upsert([5, 100], docs[42:44])
+    kept = sorted(set(range(40)) - set(range(0, 40, 3))) + [100]
+    assert sorted(i for i, _ in idx.scan()) == kept
+    assert idx.get([7])[0].metadata == {"n": 7} and idx.get([5])[0].metadata == {}
+    np.testing.assert_allclose(idx.get([5])[0].vector, normalize_rows(docs[42:43])[0], atol=1e-6)
+    hits = idx.search(docs[42], k=1, exact=True)
+    assert hits[0].id == 5 and type(hits[0].id) is int
+    idx.close()
 
 
 def test_a_rotation_adaptor_leaves_the_final_ranking_the_original_models(backend, small_corpus, tmp_path, rng):

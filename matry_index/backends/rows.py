@@ -158,10 +158,11 @@ class RowStore:
     def compact(self) -> None:
         """Rewrite the arrays without tombstoned rows (row numbers change)."""
         keep = np.flatnonzero(self.live[: self.n])
+        ids, meta = self.ids_of(keep), [self.meta[r] for r in keep]  # read before the rows move
         self.vectors, self.norms = self.storage.compacted(self.vectors, keep), self.norms[keep].copy()
         self.keys, self.live = self.keys[keep].copy(), np.ones(len(keep), bool)
         self.n = len(keep)
-        self._set_records(self.ids_of(keep), [self.meta[r] for r in keep])
+        self._set_records(ids, meta)
 
     # --- reads ----------------------------------------------------------------------------
     def record(self, key: int) -> Record | None:
