@@ -16,6 +16,9 @@ user compares with. Methods (``--methods`` picks a subset):
   rotation, IVF (HNSW-searched centroids), 8-bit codes and ``IndexRefineFlat``; nprobe and
   k_factor swept;
 * ``faiss IVF,SQ8 + refine`` — the same on the full 384-d vector;
+* ``faiss OPQ32,IVF,PQ32 + refine`` — the memory-lean classic: a learned rotation, IVF and a
+  32-byte product-quantiser code of the full vector (the strongest 32-byte code of
+  ``funnel_need.md``), then ``IndexRefineFlat``;
 * ``binary hnsw + rescore`` — sign bits of the full vector (the sentence-transformers
   quantisation recipe) in ``IndexBinaryHNSW``, the top C rescored with the float vectors;
   ef and C swept;
@@ -75,7 +78,7 @@ BINARY_CANDIDATES = (50, 100, 200, 400, 800)
 METHODS = ("funnel adaptor @64", "funnel adaptor @128", "funnel pca @64", "funnel pca @128",
            "funnel truncation @128", "funnel adaptor @128, mmap", "faiss PCAR128,IVF,SQ8 + refine",
            "faiss IVF,SQ8 + refine", "binary hnsw + rescore", "hnsw-384", "flat-384",
-           "faiss PCAR64,IVF,SQ8 + refine")
+           "faiss OPQ32,IVF,PQ32 + refine", "faiss PCAR64,IVF,SQ8 + refine")
 DEFAULT_METHODS = METHODS[:-1]  # PCAR64 on request: at 1M the 128-d rotation is the faster expert string
 
 
@@ -236,9 +239,9 @@ def run_factory(name: str, data: dict, args) -> list[dict]:
     """``index_factory`` + ``IndexRefineFlat``: nprobe x k_factor swept."""
     n = len(data["base"])
     nlist = nlist_for(n)
-    pre = {"faiss PCAR128,IVF,SQ8 + refine": "PCAR128,", "faiss PCAR64,IVF,SQ8 + refine": "PCAR64,",
-           "faiss IVF,SQ8 + refine": ""}[name]
-    spec = f"{pre}IVF{nlist}_HNSW32,SQ8,RFlat"
+    pre, code = {"faiss PCAR128,IVF,SQ8 + refine": ("PCAR128,", "SQ8"), "faiss PCAR64,IVF,SQ8 + refine": ("PCAR64,", "SQ8"),
+                 "faiss IVF,SQ8 + refine": ("", "SQ8"), "faiss OPQ32,IVF,PQ32 + refine": ("OPQ32,", "PQ32")}[name]
+    spec = f"{pre}IVF{nlist}_HNSW32,{code},RFlat"
     faiss.omp_set_num_threads(args.threads)
     before = memory()
     t0 = time.perf_counter()
@@ -264,7 +267,10 @@ def run_factory(name: str, data: dict, args) -> list[dict]:
         params = faiss.IndexRefineSearchParameters(k_factor=k_factor, base_index_params=inner)
         params.refs = (ivf, inner)  # the C++ structs point at each other: keep the Python objects alive
         return f"nprobe={nprobe},quantizer_efSearch={ef},k_factor={k_factor}", faiss_ids(index, params)
-    settings = [setting(p, kf) for p in PROBES for kf in K_FACTORS]
+    # a 32-byte product-quantiser code ranks more coarsely than 8-bit scalar codes: its refine
+    # stage is swept wider
+    k_factors = K_FACTORS + (64, 128) if code.startswith("PQ") else K_FACTORS
+    settings = [setting(p, kf) for p in PROBES for kf in k_factors]
     return [r for t in args.targets if (r := pick_and_measure(name, settings, data, t, args, extra))]
 
 
