@@ -128,15 +128,11 @@ class MatryoshkaLlamaStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         request = self._search_request(query)
-        if request is None:
-            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        return self._result(self._index.search(**request))
+        return self._result(self._index.search(**request) if request else [])
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         request = self._search_request(query)
-        if request is None:
-            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        return self._result(await self._index.asearch(**request))
+        return self._result(await self._index.asearch(**request) if request else [])
 
     def _search_request(self, query: VectorStoreQuery) -> dict | None:
         """The index search a query asks for (None when the store is empty)."""
