@@ -10,7 +10,8 @@ from types import ModuleType
 
 #: which extra provides each optional top-level module
 EXTRA_OF = {"torch": "train", "scipy": "eval", "matplotlib": "eval", "sentence_transformers": "encoders",
-            "qdrant_client": "qdrant", "qdrant_edge": "qdrant"}
+            "qdrant_client": "qdrant", "qdrant_edge": "qdrant", "tenacity": "qdrant",
+            "langchain_core": "langchain", "llama_index": "llamaindex"}
 
 
 class MissingExtraError(ImportError):
@@ -27,4 +28,4 @@ def require(module: str, purpose: str) -> ModuleType:
         if extra is None:
             raise
         raise MissingExtraError(f"{purpose} needs {missing}, which the base install leaves out: "
-                          f"pip install 'matry_index[{extra}]'") from None
+                                f"pip install 'matry_index[{extra}]'") from None

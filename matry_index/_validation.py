@@ -9,9 +9,34 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InvalidInput
 
-class MatryIndexError(ValueError):
-    """Raised for bad input: the message says what was wrong and what was expected."""
+
+#: array kinds that hold real numbers: floats, signed and unsigned integers, booleans (0 / 1)
+_REAL_KINDS = "fiub"
+
+
+def real_array(x: Any, name: str = "vectors") -> np.ndarray:
+    """``x`` as a float32 array of any shape, refusing what has no real-number meaning.
+
+    ``np.asarray(x, dtype=float32)`` would drop the imaginary part of complex numbers (with
+    only a warning) and parse strings such as ``"1.5"``; both are refused here instead.
+    """
+    arr = x if isinstance(x, np.ndarray) else None
+    if arr is None:
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{name} must be numeric: {exc}") from None
+    if arr.dtype.kind not in _REAL_KINDS:
+        what = {"c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects (ragged or mixed rows?)"}
+        raise InvalidInput(f"{name} must hold real numbers; got {what.get(arr.dtype.kind, arr.dtype)}")
+    if arr.dtype == np.float32:
+        return arr
+    try:
+        return arr.astype(np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{name} must be numeric: {exc}") from None
 
 
 def as_matrix(x: Any, *, dim: int | None = None, name: str = "vectors",
@@ -22,23 +47,20 @@ def as_matrix(x: Any, *, dim: int | None = None, name: str = "vectors",
     scalars is never mistaken for one vector), non-finite values, and a dimension other
     than ``dim`` when given.
     """
-    try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise MatryIndexError(f"{name} must be numeric: {exc}") from None
+    arr = real_array(x, name)
     if arr.ndim != 2:
-        raise MatryIndexError(
+        raise InvalidInput(
             f"{name} must be a 2-d array of shape (n, d); got shape {arr.shape}"
             + (" (reshape a single vector with x[None, :])" if arr.ndim == 1 else ""))
     if arr.shape[0] == 0 and not allow_empty:
-        raise MatryIndexError(f"{name} is empty: at least one vector is needed")
+        raise InvalidInput(f"{name} is empty: at least one vector is needed")
     if dim is not None and arr.shape[1] != dim:
-        raise MatryIndexError(f"{name} have dimension {arr.shape[1]}, expected {dim}")
+        raise InvalidInput(f"{name} have dimension {arr.shape[1]}, expected {dim}")
     if arr.shape[1] == 0:
-        raise MatryIndexError(f"{name} have dimension 0")
+        raise InvalidInput(f"{name} have dimension 0")
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).any(axis=1).sum())
-        raise MatryIndexError(f"{name} contain NaN or inf in {bad} row(s)")
+        raise InvalidInput(f"{name} contain NaN or inf in {bad} row(s)")
     return np.ascontiguousarray(arr)
 
 
@@ -83,7 +105,7 @@ def unit_rows(x: np.ndarray, name: str = "vectors") -> np.ndarray:
     out = _normalize_scaled(x)
     zero = ~np.any(out != 0, axis=1)
     if zero.any():
-        raise MatryIndexError(f"{name} row {int(np.argmax(zero))} is all zeros "
+        raise InvalidInput(f"{name} row {int(np.argmax(zero))} is all zeros "
                               f"({int(zero.sum())} such row(s)): a zero vector has no direction to search by")
     return out
 
@@ -92,13 +114,13 @@ def check_levels(levels: Any, dim: int) -> tuple[int, ...]:
     """Validate explicit prefix levels against ``dim``: positive, increasing, ≤ dim."""
     out = tuple(int(m) for m in levels)
     if not out:
-        raise MatryIndexError("levels must not be empty")
+        raise InvalidInput("levels must not be empty")
     if any(m <= 0 for m in out):
-        raise MatryIndexError(f"levels must be positive; got {out}")
+        raise InvalidInput(f"levels must be positive; got {out}")
     if list(out) != sorted(set(out)):
-        raise MatryIndexError(f"levels must be strictly increasing; got {out}")
+        raise InvalidInput(f"levels must be strictly increasing; got {out}")
     if out[-1] > dim:
-        raise MatryIndexError(f"level {out[-1]} is larger than the embedding dimension {dim}")
+        raise InvalidInput(f"level {out[-1]} is larger than the embedding dimension {dim}")
     return out
 
 
@@ -109,3 +131,31 @@ def clip_levels(levels: Any, dim: int) -> tuple[int, ...]:
     """
     kept = sorted({int(m) for m in levels if 0 < int(m) < dim})
     return tuple(kept + [dim])
+
+
+def check_int(value: Any, name: str, low: int, high: int) -> int:
+    """An option that must be an integer in [low, high] (bools are not integers here)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise InvalidInput(f"{name} must be an integer in [{low}, {high}]; got {value!r}")
+    return int(value)
+
+
+def check_number(value: Any, name: str, low: float, high: float, low_open: bool = False) -> float:
+    """An option that must be a finite number in [low, high] (or (low, high] with ``low_open``)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not (low < value if low_open else low <= value) or not value <= high:
+        bracket = "(" if low_open else "["
+        raise InvalidInput(f"{name} must be a number in {bracket}{low}, {high}]; got {value!r}")
+    return float(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidInput(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> Any:
+    if value not in choices:
+        raise InvalidInput(f"{name} must be one of {choices}; got {value!r}")
+    return value

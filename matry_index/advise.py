@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import MatryIndexError, as_matrix, unit_rows
+from ._validation import as_matrix, unit_rows
+from .errors import InvalidInput
 from .backends.faiss import default_nlist
 from .evaluation.funnel_need import full_dimension_top_k, funnel_need
 from .funnel import CoarseCost, FunnelPlan, plan_cost
@@ -125,9 +126,9 @@ def advise(embeddings: np.ndarray, queries: np.ndarray | None = None, *,
     The PCA rotation fitted on the sample is kept as ``Advice.pca`` (to save as an adaptor).
     """
     if not 0 < target <= 1:
-        raise MatryIndexError(f"target must be a recall in (0, 1]; got {target}")
+        raise InvalidInput(f"target must be a recall in (0, 1]; got {target}")
     if embeddings.ndim != 2 or len(embeddings) < 2 * k:
-        raise MatryIndexError(f"embeddings must be a 2-d array with at least {2 * k} rows; got shape {embeddings.shape}")
+        raise InvalidInput(f"embeddings must be a 2-d array with at least {2 * k} rows; got shape {embeddings.shape}")
     n, dim = embeddings.shape
     rng = np.random.default_rng(seed)
     if queries is None:
@@ -140,16 +141,16 @@ def advise(embeddings: np.ndarray, queries: np.ndarray | None = None, *,
     else:
         q = _checked(queries[None, :] if queries.ndim == 1 else queries, "queries")
         if q.shape[1] != dim:
-            raise MatryIndexError(f"queries have dimension {q.shape[1]}, the embeddings {dim}")
+            raise InvalidInput(f"queries have dimension {q.shape[1]}, the embeddings {dim}")
         q = q[_sample_rows(len(q), min(n_queries, len(q)), rng)]
         doc_rows = _sample_rows(n, min(sample, n), rng)
         source = f"{len(q)} given queries"
     docs = _checked(embeddings[doc_rows], "embeddings")
     levels = tuple(m for m in (levels or DEFAULT_LEVELS) if 0 < m < dim)
     if not levels:
-        raise MatryIndexError(f"no prefix level below the dimension {dim}")
+        raise InvalidInput(f"no prefix level below the dimension {dim}")
     if adaptor is not None and adaptor.dim != dim:
-        raise MatryIndexError(f"the adaptor is for {adaptor.dim}-d embeddings, these are {dim}-d")
+        raise InvalidInput(f"the adaptor is for {adaptor.dim}-d embeddings, these are {dim}-d")
 
     from .evaluation.baselines import PCARotation
     pca = PCARotation.fit(docs)

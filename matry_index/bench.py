@@ -35,7 +35,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ._validation import MatryIndexError, as_matrix, unit_rows
+from ._validation import as_matrix, unit_rows
+from .errors import InvalidInput
 from .backends.faiss import default_nlist
 from .funnel import recall_at_k, worst_half_recall
 
@@ -281,7 +282,7 @@ def _split_queries(embeddings: np.ndarray, queries: np.ndarray | None, sample: i
     if queries is None:
         held = min(2 * n_queries, n // 5)
         if held < 20:
-            raise MatryIndexError(f"{n} vectors are too few to hold out queries from; pass --queries")
+            raise InvalidInput(f"{n} vectors are too few to hold out queries from; pass --queries")
         order = rng.permutation(n)
         q_rows, pool = order[:held], order[held:]
         base_rows = np.sort(pool[:sample]) if sample < len(pool) else np.sort(pool)
@@ -290,9 +291,9 @@ def _split_queries(embeddings: np.ndarray, queries: np.ndarray | None, sample: i
     else:
         q = queries[None, :] if queries.ndim == 1 else queries
         if q.shape[1] != embeddings.shape[1]:
-            raise MatryIndexError(f"queries have dimension {q.shape[1]}, the embeddings {embeddings.shape[1]}")
+            raise InvalidInput(f"queries have dimension {q.shape[1]}, the embeddings {embeddings.shape[1]}")
         if len(q) < 20:
-            raise MatryIndexError(f"{len(q)} queries are too few to tune on and test with (at least 20)")
+            raise InvalidInput(f"{len(q)} queries are too few to tune on and test with (at least 20)")
         q = q[rng.permutation(len(q))[:2 * n_queries]]
         base_rows = np.sort(rng.choice(n, sample, replace=False)) if sample < n else np.arange(n)
         source = f"{len(q) // 2} + {len(q) - len(q) // 2} given queries as tuning + test queries"
@@ -318,10 +319,10 @@ def bench(embeddings: np.ndarray, queries: np.ndarray | None = None, *, adaptor:
     """
     from .adaptor.config import default_threads
     if embeddings.ndim != 2:
-        raise MatryIndexError(f"embeddings must be a 2-d array (n, d); got shape {embeddings.shape}")
+        raise InvalidInput(f"embeddings must be a 2-d array (n, d); got shape {embeddings.shape}")
     n, dim = embeddings.shape
     if adaptor is not None and (adaptor.dim != dim or not adaptor.preserves_full_cosines):
-        raise MatryIndexError("bench needs a rotation-only adaptor of the embeddings' dimension "
+        raise InvalidInput("bench needs a rotation-only adaptor of the embeddings' dimension "
                               "(train one with --objective funnel)")
     threads = threads or default_threads()
     level = level or (128 if dim >= 256 else max(8, dim // 2))

@@ -22,9 +22,11 @@ from pathlib import Path
 from . import __version__
 from .adaptor.config import OBJECTIVES
 from ._extras import MissingExtraError
-from ._validation import MatryIndexError, clip_levels
+from ._validation import clip_levels
+from .errors import MISSING_EXTRA_EXIT, InvalidInput, MatryIndexError, exit_code
 from .backends.qdrant_common import PAYLOAD_INDEX_KINDS, QUANTIZATIONS
 from .inputs import load_matrix, parse_json_object, read_jsonl, read_lines
+from .outputs import output_folder, write_json_output
 
 DEFAULT_DATA = Path("../shared/data/scifact")
 DEFAULT_LEVELS = "32,64,128,192,256"
@@ -102,82 +104,90 @@ def _print_tables(results: dict, title: str) -> str:
     return text
 
 
+class _StageClock:
+    """Seconds per named stage of a long command, announced as each one ends."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name], self._clock = now - self._clock, now
+        print(f"[{name}: {self.seconds[name]:.0f}s]", flush=True)
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """Fit adaptors, compare with baselines, then build, tune and query a FAISS index."""
-    from .evaluation.report import plot
-    from .experiment import compare, fit_adaptors, load_experiment
-    from .evaluation.metrics import ndcg_at_k
-    from .index import MatryoshkaIndex, index_levels
-
+    from .experiment import load_experiment
+    clock = _StageClock()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stages: dict[str, float] = {}
-    clock = time.perf_counter()
+    with output_folder(out, "quickstart") as tmp:  # refused at once if --out holds someone else's files
+        print(f"loading {args.data} ...")
+        exp = load_experiment(args.data, args.embeddings, args.model)
+        levels = clip_levels(args.levels, exp.corpus.vectors.shape[1])
+        clock.done("load")
+        adaptors, results, report = _quickstart_adaptors(args, exp, levels, tmp, clock)
+        summary = _quickstart_index(exp, adaptors["funnel-aware adaptor"], levels, tmp, clock)
+        summary = {"data": str(args.data), "levels": list(levels), **summary, "stage_seconds": clock.seconds,
+                   "methods": results}
+        (tmp / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+        (tmp / "results.md").write_text(report + "\n")
+    print("time per stage: " + ", ".join(f"{name} {sec:.0f}s" for name, sec in clock.seconds.items()))
+    print(f"wrote {out}/: results.json, results.md, ndcg_vs_dim.png, adaptor/, index/")
+    return 0
 
-    def stage(name: str) -> None:  # the time since the previous stage ended, under this name
-        nonlocal clock
-        now = time.perf_counter()
-        stages[name] = now - clock
-        clock = now
-        print(f"[{name}: {stages[name]:.0f}s]", flush=True)
 
-    print(f"loading {args.data} ...")
-    exp = load_experiment(args.data, args.embeddings, args.model)
-    dim = exp.corpus.vectors.shape[1]
-    levels = clip_levels(args.levels, dim)
-    stage("load")
+def _quickstart_adaptors(args: argparse.Namespace, exp, levels: tuple[int, ...], tmp: Path, clock: _StageClock):
+    """Fit the adaptors on the train side and score them beside truncation and PCA on test."""
+    from .evaluation.report import plot
+    from .experiment import compare, fit_adaptors
     fits_wanted = 2 if args.unsupervised_only else 3
-    print(f"{len(exp.corpus.ids)} docs x {dim} dims; {len(exp.train_queries())} train queries. Fitting "
-          f"{fits_wanted} adaptors: on 2 idle cores about 2-5 minutes each for SciFact's size (longer on a "
-          f"busy machine); progress bars follow")
+    print(f"{len(exp.corpus.ids)} docs x {exp.corpus.vectors.shape[1]} dims; {len(exp.train_queries())} train "
+          f"queries. Fitting {fits_wanted} adaptors: on 2 idle cores about 2-5 minutes each for SciFact's size "
+          "(longer on a busy machine); progress bars follow")
     fits = fit_adaptors(exp, seed=args.seed, supervised=not args.unsupervised_only, levels=levels, funnel=True)
     adaptors = {name: fit.adaptor for name, fit in fits.items()}
     print("fitted: " + ", ".join(f"{name} in {fit.seconds:.1f}s" for name, fit in fits.items()))
-    stage("fit adaptors")
+    clock.done("fit adaptors")
     results = compare(exp, adaptors, levels)
-    stage("compare with truncation and PCA")
+    clock.done("compare with truncation and PCA")
     report = _print_tables(results, f"{Path(args.data).name} test")
-    png = plot({m: {lv: {k: [v] for k, v in met.items()} for lv, met in per.items()} for m, per in results.items()},
-               out / "ndcg_vs_dim.png", title=f"{Path(args.data).name} test, {args.model.split('/')[-1]}")
-    adaptor = adaptors["funnel-aware adaptor"]  # a rotation: the final stage ranks as the original model
-    adaptor.save(out / "adaptor")
+    plot({m: {lv: {k: [v] for k, v in met.items()} for lv, met in per.items()} for m, per in results.items()},
+         tmp / "ndcg_vs_dim.png", title=f"{Path(args.data).name} test, {args.model.split('/')[-1]}")
+    adaptors["funnel-aware adaptor"].save(tmp / "adaptor")  # a rotation: the final stage ranks as the model
+    return adaptors, results, report
 
-    # the index: adaptor + FAISS funnel, tuned on train queries, scored on test queries
-    index = MatryoshkaIndex(dim, adaptor=adaptor, levels=index_levels(levels))
+
+def _quickstart_index(exp, adaptor, levels: tuple[int, ...], tmp: Path, clock: _StageClock) -> dict:
+    """The index: the adaptor and a FAISS funnel, tuned on train queries, scored on test queries."""
+    from .evaluation.metrics import ndcg_at_k
+    from .index import MatryoshkaIndex, index_levels
+    index = MatryoshkaIndex(exp.corpus.vectors.shape[1], adaptor=adaptor, levels=index_levels(levels))
     index.add(exp.corpus.ids, exp.corpus.vectors)
-    train_q, _ = exp.relevance("train")
-    plan = index.tune(train_q, target_recall=0.99, k=10)
+    plan = index.tune(exp.relevance("train")[0], target_recall=0.99, k=10)
     task = exp.task("test")
-    t0 = time.perf_counter()
-    funnel = index.search(task.queries, k=10)
-    funnel_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    exact = index.search(task.queries, k=10, exact=True)
-    exact_s = time.perf_counter() - t0
-    runs = {name: {q: [h.id for h in hits] for q, hits in zip(task.query_ids, res)}
-            for name, res in (("funnel", funnel), ("exact", exact))}
+    seconds, runs = {}, {}
+    for name, exact in (("funnel", False), ("exact", True)):
+        t0 = time.perf_counter()
+        found = index.search(task.queries, k=10, exact=exact)
+        seconds[name] = time.perf_counter() - t0
+        runs[name] = {q: [h.id for h in hits] for q, hits in zip(task.query_ids, found)}
     nd = {name: ndcg_at_k(run, task.qrels) for name, run in runs.items()}
-    index.save(out / "index")
-    stage("build, tune and search the index")
-    summary = {"data": str(args.data), "levels": list(levels), "index_adaptor": "funnel-aware adaptor",
-               "plan": plan.to_dict(), "plan_explained": plan.explain(index.levels),
-               "index_ndcg@10": nd, "batch_seconds": {"funnel": funnel_s, "exact": exact_s},
-               "stage_seconds": stages, "methods": results}
-    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
-    (out / "results.md").write_text(report + "\n")
+    index.save(tmp / "index")
+    clock.done("build, tune and search the index")
     print(f"\nindex: {len(index)} docs, levels {index.levels}, built with the funnel-aware adaptor (a learned "
-          f"rotation: its final ranking is the original model's; the supervised adaptor ranks prefixes "
-          f"searched alone better, see the tables above)")
+          "rotation: its final ranking is the original model's; the supervised adaptor ranks prefixes "
+          "searched alone better, see the tables above)")
     print(f"tuned plan {plan.describe()}: {plan.explain(index.levels)} "
           f"(recall@10 against exact search on the train queries {plan.tuned.get('recall', float('nan')):.3f})")
     print(f"index nDCG@10 on test: funnel {nd['funnel']:.4f} vs exact full-dim {nd['exact']:.4f}")
-    print(f"{len(task.query_ids)} test queries in one batch: funnel {funnel_s * 1e3:.0f} ms, exact scan "
-          f"{exact_s * 1e3:.0f} ms" + (" — on a few thousand documents an exact scan is as fast: a funnel pays "
-                                       "off from about 100,000 vectors (matry-index bench measures it on yours)"
-                                       if funnel_s >= 0.5 * exact_s else ""))
-    print("time per stage: " + ", ".join(f"{name} {s:.0f}s" for name, s in stages.items()))
-    print(f"wrote {out / 'results.json'}, {png}, {out / 'adaptor'}, {out / 'index'}")
-    return 0
+    print(f"{len(task.query_ids)} test queries in one batch: funnel {seconds['funnel'] * 1e3:.0f} ms, exact scan "
+          f"{seconds['exact'] * 1e3:.0f} ms" + (" — on a few thousand documents an exact scan is as fast: a funnel "
+                                                "pays off from about 100,000 vectors (matry-index bench measures it "
+                                                "on yours)" if seconds["funnel"] >= 0.5 * seconds["exact"] else ""))
+    return {"index_adaptor": "funnel-aware adaptor", "plan": plan.to_dict(), "plan_explained": plan.explain(index.levels),
+            "index_ndcg@10": nd, "batch_seconds": seconds}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -187,7 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     levels = clip_levels(args.levels, dim)
     objective = args.objective or ("prefix" if args.supervised else "funnel")
     if args.supervised and objective == "funnel":
-        raise MatryIndexError("--supervised trains for nDCG@10 of each prefix; it has no --objective funnel")
+        raise InvalidInput("--supervised trains for nDCG@10 of each prefix; it has no --objective funnel")
     fits = fit_adaptors(exp, seed=args.seed, supervised=args.supervised, levels=levels, **OBJECTIVES[objective])
     adaptor = fits["supervised adaptor" if args.supervised else "unsupervised adaptor"].adaptor
     adaptor.save(args.out)
@@ -211,12 +221,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .index import MatryoshkaIndex, is_saved_index
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_saved_index(out))):
-        raise MatryIndexError(f"--out {out} exists and is not a saved index; give a new directory")
+        raise InvalidInput(f"--out {out} exists and is not a saved index; give a new directory")
     vectors = load_matrix(args.embeddings, "embeddings")
     ids = read_lines(args.ids, "ids file")
     payload = read_jsonl(args.payload) if args.payload else None
     if vectors.ndim != 2:
-        raise MatryIndexError(f"embeddings {args.embeddings} must be a 2-d array (n, d); got shape {vectors.shape}")
+        raise InvalidInput(f"embeddings {args.embeddings} must be a 2-d array (n, d); got shape {vectors.shape}")
     adaptor = MatryoshkaAdaptor.load(args.adaptor) if args.adaptor else None
     storage = {"vector_storage": args.vector_storage}
     if args.scratch_dir:
@@ -253,14 +263,18 @@ def cmd_qdrant_setup(args: argparse.Namespace) -> int:
     layout = {"on_disk": args.on_disk, "quantization": None if args.quantization == "none" else args.quantization,
               "payload_indexes": dict(args.payload_index or [])}
     if args.edge_path:
+        ignored = [flag for flag, given in (("--api-key", args.api_key), ("--shards", args.shards),
+                                            ("--replicas", args.replicas),
+                                            ("--collection", args.collection != "matry_index")) if given]
+        if ignored:
+            raise InvalidInput(f"{', '.join(ignored)} apply to a Qdrant server or local mode, not to an Edge shard "
+                               "(--edge-path); leave them out")
         connection = {"path": args.edge_path, **layout}
         backend = "qdrant-edge"
     else:
         backend = "qdrant"
         connection = {"collection": args.collection, "url": args.url, "api_key": args.api_key,
                       "path": args.path, "shard_number": args.shards, "replication_factor": args.replicas, **layout}
-        if not args.url and not args.path:
-            raise MatryIndexError("give --url (a server), --path (local mode) or --edge-path (Qdrant Edge)")
     index, report = setup_collection(adaptor=args.adaptor, dim=args.dim,
                                      levels=args.levels, backend=backend,
                                      embeddings=args.embeddings, ids=args.ids, payload=args.payload,
@@ -288,7 +302,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
         scores = compare(exp, {"adaptor": adaptor} if adaptor else {}, levels)
         ndcg = {name.lower(): {m: v["ndcg@10"] for m, v in per.items()} for name, per in scores.items()}
     else:
-        raise MatryIndexError("give --embeddings X.npy (and --queries Q.npy if you have a query log) or --data BEIR_DIR")
+        raise InvalidInput("give --embeddings X.npy (and --queries Q.npy if you have a query log) or --data BEIR_DIR")
     t0 = time.perf_counter()
     advice = advise(embeddings, queries, adaptor=adaptor, target=args.target, k=args.k, levels=args.levels,
                     sample=args.sample, n_queries=args.query_sample, seed=args.seed, ndcg=ndcg)
@@ -316,8 +330,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
         commands = [c.replace(placeholder, value) if value else c for c in commands]
     print("build it:\n  " + "\n  ".join(commands))
     if args.json:
-        Path(args.json).write_text(json.dumps(advice.to_dict(), indent=2))
-        print(f"wrote {args.json}")
+        print(f"wrote {write_json_output(args.json, advice.to_dict(), 'matry-index-advice')}")
     return 0
 
 
@@ -326,25 +339,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .adaptor import MatryoshkaAdaptor
     from .bench import bench
     if args.adaptor and args.fit:
-        raise MatryIndexError("give --adaptor or --fit, not both")
+        raise InvalidInput("give --adaptor or --fit, not both")
     embeddings = load_matrix(args.embeddings, "embeddings", mmap=True)
     queries = load_matrix(args.queries, "queries") if args.queries else None
     adaptor = MatryoshkaAdaptor.load(args.adaptor) if args.adaptor else None
     t0 = time.perf_counter()
-    report = bench(embeddings, queries, adaptor=adaptor, fit=args.fit, sample=args.sample,
-                   n_queries=args.query_sample, targets=tuple(args.targets), k=args.k, level=args.level,
-                   threads=args.threads, repeats=args.repeats, seed=args.seed)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.md").write_text(report.table() + "\n")
-    (out / "bench.json").write_text(json.dumps(report.to_dict(), indent=1))
-    print(report.table())
-    print("\nstages: " + ", ".join(f"{name} {s:.0f}s" for name, s in report.stage_seconds.items())
-          + f"; total {time.perf_counter() - t0:.0f}s")
-    try:
-        print(f"wrote {out / 'bench.md'}, {out / 'bench.json'}, {report.plot(out / 'bench.png')}")
-    except MissingExtraError as exc:
-        print(f"wrote {out / 'bench.md'}, {out / 'bench.json'} (no plot: {exc})")
+    with output_folder(out, "bench") as tmp:  # refused before any work if --out holds someone else's files
+        report = bench(embeddings, queries, adaptor=adaptor, fit=args.fit, sample=args.sample,
+                       n_queries=args.query_sample, targets=tuple(args.targets), k=args.k, level=args.level,
+                       threads=args.threads, repeats=args.repeats, seed=args.seed)
+        print(report.table())
+        print("\nstages: " + ", ".join(f"{name} {s:.0f}s" for name, s in report.stage_seconds.items())
+              + f"; total {time.perf_counter() - t0:.0f}s")
+        (tmp / "bench.md").write_text(report.table() + "\n")
+        (tmp / "bench.json").write_text(json.dumps(report.to_dict(), indent=1))
+        try:
+            report.plot(tmp / "bench.png")
+            plotted = ", bench.png"
+        except MissingExtraError as exc:
+            plotted = f" (no plot: {exc})"
+    print(f"wrote {out}/: bench.md, bench.json{plotted}")
     return 0
 
 
@@ -457,10 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("qdrant-setup", help="create or validate a Qdrant collection and ingest vectors")
-    p.add_argument("--url", help="Qdrant server or cluster URL")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="Qdrant server or cluster URL")
+    where.add_argument("--path", help="qdrant-client local mode storage folder (tests, small data)")
+    where.add_argument("--edge-path", help="a Qdrant Edge shard folder (the engine in-process)")
     p.add_argument("--api-key", default=None, help="default: $QDRANT_API_KEY")
-    p.add_argument("--path", help="qdrant-client local mode storage folder (tests, small data)")
-    p.add_argument("--edge-path", help="a Qdrant Edge shard folder (the engine in-process)")
     p.add_argument("--collection", default="matry_index", help="collection name")
     p.add_argument("--adaptor", help="saved adaptor folder (its levels and hash go into the collection)")
     p.add_argument("--dim", type=_positive_int, help="embedding dimension when there is no adaptor")
@@ -483,13 +499,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every planned failure is one line on stderr and an exit code by its
+    kind (:data:`matry_index.errors.EXIT_CODES`): 2 bad input (and usage errors), 3 a corrupt
+    save, 4 a server out of reach, 5 the filesystem (a full disk included), 6 a store held by
+    another process, 7 an extra not installed; 1 is a bug."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    # bad input, a path that cannot be read or written, an extra not installed: the user's to fix
-    except (MatryIndexError, OSError, MissingExtraError) as exc:
+    except MissingExtraError as exc:
         print(f"matry-index: error: {exc}", file=sys.stderr)
-        return 2
+        return MISSING_EXTRA_EXIT
+    except (MatryIndexError, OSError) as exc:
+        print(f"matry-index: error: {exc}", file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import MatryIndexError, as_matrix, normalize_rows
+from ._validation import as_matrix, normalize_rows
+from .errors import InvalidInput
 
 # hub name -> (importable package, function returning the model directory)
 PACKAGED_MODELS = {
@@ -53,7 +54,7 @@ def load_sentence_transformer(name_or_path: str, *, device: str = "cpu",
     try:
         return SentenceTransformer(name_or_path, device=device, **kwargs)
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-        raise MatryIndexError(
+        raise InvalidInput(
             f"could not load model {name_or_path!r} ({exc}); pass a local path, or set "
             "MATRY_INDEX_PACKAGE_MODELS=1 to use an installed model package") from exc
 
@@ -77,9 +78,9 @@ class Encoder:
 
     def _embed(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise MatryIndexError("texts must be a list of strings")
+            raise InvalidInput("texts must be a list of strings")
         if not texts:
-            raise MatryIndexError("texts is empty")
+            raise InvalidInput("texts is empty")
         prompt = self.query_prompt if is_query else self.document_prompt
         texts = [prompt + t for t in texts]
         src = self.source
@@ -91,7 +92,7 @@ class Encoder:
         elif callable(src):
             out = _batched(src, texts, self.batch_size, self.show_progress)
         else:
-            raise MatryIndexError(f"cannot encode with {type(src).__name__}")
+            raise InvalidInput(f"cannot encode with {type(src).__name__}")
         return normalize_rows(as_matrix(out, name="encoder output"))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import MatryIndexError
+from .errors import InvalidInput
 from .adaptor import MatryoshkaAdaptor
 from .adaptor.config import TrainResult
 from .data import BeirDataset, EmbeddingSet, load_beir, load_embeddings, save_embeddings
@@ -92,7 +92,7 @@ def fit_adaptors(exp: Experiment, seed: int = 0, supervised: bool = True,
                                                        objective="funnel")
     if supervised:
         if not triples:
-            raise MatryIndexError("the train split has no usable relevance judgements")
+            raise InvalidInput("the train split has no usable relevance judgements")
         out["supervised adaptor"] = fit_supervised(exp.corpus.vectors, train_q, triples,
                                                    base=unsup.adaptor, config=cfg)
     return out

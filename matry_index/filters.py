@@ -21,7 +21,8 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Union
 
-from ._validation import MatryIndexError
+from .errors import InvalidInput
+from .ids import utf8
 
 RANGE_OPS = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
 OPS = {"$eq", "$ne", "$in", "$nin", *RANGE_OPS}
@@ -57,20 +58,23 @@ SCALARS = (str, int, float, bool, type(None))
 
 def _check_field(field: Any) -> str:
     if not isinstance(field, str) or not field or any(not part for part in field.split(".")):
-        raise MatryIndexError(f"filter field names must be non-empty strings (dots separate nested keys); "
+        raise InvalidInput(f"filter field names must be non-empty strings (dots separate nested keys); "
                               f"got {field!r}")
     if "[" in field or "]" in field:
-        raise MatryIndexError(f"filter field {field!r}: array paths ([]) are not supported; a condition on "
-                              "a list field already matches when any element does")
+        raise InvalidInput(f"filter field {field!r}: array paths ([]) are not supported; a condition on "
+                           "a list field already matches when any element does")
+    utf8(field, "filter field")
     return field
 
 
 def _check_scalar(field: str, op: str, value: Any) -> Any:
     if not isinstance(value, SCALARS):
         hint = " (use $in for a list of values)" if isinstance(value, (list, tuple, set)) else ""
-        raise MatryIndexError(f"{op} for {field!r} needs a string, number, bool or None; got {value!r}{hint}")
+        raise InvalidInput(f"{op} for {field!r} needs a string, number, bool or None; got {value!r}{hint}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise MatryIndexError(f"{op} for {field!r} needs a finite number; got {value!r}")
+        raise InvalidInput(f"{op} for {field!r} needs a finite number; got {value!r}")
+    if isinstance(value, str):
+        utf8(value, f"{op} for {field!r}:")
     return value
 
 
@@ -79,19 +83,19 @@ def _parse_field(field: str, spec: Any) -> Node:
     if not isinstance(spec, dict):
         return Condition(field, "$eq", _check_scalar(field, "$eq", spec))
     if not spec:
-        raise MatryIndexError(f"empty condition for field {field!r}")
+        raise InvalidInput(f"empty condition for field {field!r}")
     parts = []
     for op, value in spec.items():
         if op not in OPS:
-            raise MatryIndexError(f"unknown filter operator {op!r} for {field!r}; use one of {sorted(OPS)} "
+            raise InvalidInput(f"unknown filter operator {op!r} for {field!r}; use one of {sorted(OPS)} "
                                   "(nested keys are written with dots: {'a.b': 1})")
         if op in ("$in", "$nin"):
             if not isinstance(value, (list, tuple, set)):
-                raise MatryIndexError(f"{op} for {field!r} needs a list; got {value!r}")
+                raise InvalidInput(f"{op} for {field!r} needs a list; got {value!r}")
             value = [_check_scalar(field, op, v) for v in value]
         elif op in RANGE_OPS:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise MatryIndexError(f"{op} for {field!r} needs a finite number; got {value!r}")
+                raise InvalidInput(f"{op} for {field!r} needs a finite number; got {value!r}")
         else:
             _check_scalar(field, op, value)
         parts.append(Condition(field, op, value))
@@ -103,23 +107,23 @@ def parse_filter(spec: dict | Node | None) -> Node | None:
     if spec is None or isinstance(spec, (Condition, And, Or, Not)):
         return spec
     if not isinstance(spec, dict):
-        raise MatryIndexError(f"a filter must be a dict; got {type(spec).__name__}")
+        raise InvalidInput(f"a filter must be a dict; got {type(spec).__name__}")
     parts: list[Node] = []
     for key, value in spec.items():
         if key in ("$and", "$or"):
             if not isinstance(value, (list, tuple)) or not value:
-                raise MatryIndexError(f"{key} needs a non-empty list of filters")
+                raise InvalidInput(f"{key} needs a non-empty list of filters")
             sub = tuple(p for p in (parse_filter(v) for v in value) if p is not None)
             if not sub:
-                raise MatryIndexError(f"{key} needs at least one non-empty filter")
+                raise InvalidInput(f"{key} needs at least one non-empty filter")
             parts.append(And(sub) if key == "$and" else Or(sub))
         elif key == "$not":
             inner = parse_filter(value)
             if inner is None:
-                raise MatryIndexError("$not needs a filter")
+                raise InvalidInput("$not needs a filter")
             parts.append(Not(inner))
         elif isinstance(key, str) and key.startswith("$"):
-            raise MatryIndexError(f"unknown filter combinator {key!r}; use $and, $or or $not")
+            raise InvalidInput(f"unknown filter combinator {key!r}; use $and, $or or $not")
         else:
             parts.append(_parse_field(key, value))
     if not parts:

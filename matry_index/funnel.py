@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ._validation import MatryIndexError
+from .errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,20 @@ class FunnelPlan:
     tuned: dict = field(default_factory=dict, compare=False)
     nprobe: int | None = None
     exact: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            counts = tuple(self.candidates)
+        except TypeError:
+            raise InvalidInput(f"plan candidates must be a sequence of counts; got {self.candidates!r}") from None
+        object.__setattr__(self, "candidates", tuple(_count(c, "a candidate count", 0, MAX_COUNT) for c in counts))
+        for name in ("ef", "nprobe"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else _count(value, name, 1, MAX_BREADTH))
+        if not isinstance(self.exact, (bool, np.bool_)):
+            raise InvalidInput(f"plan exact must be True or False; got {self.exact!r}")
+        if not isinstance(self.tuned, dict):
+            raise InvalidInput(f"plan tuned must be a dict; got {type(self.tuned).__name__}")
 
     def stages(self, levels: Sequence[int], k: int, n: int) -> list[tuple[int, int]]:
         """(level, kept) pairs actually run for a top-``k`` search over ``n`` records.
@@ -86,15 +100,31 @@ class FunnelPlan:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FunnelPlan":
-        return cls(tuple(int(c) for c in d["candidates"]), d.get("ef"), d.get("tuned") or {},
-                   d.get("nprobe"), bool(d.get("exact", False)))
+        if not isinstance(d, dict):
+            raise InvalidInput(f"a plan must be a dict; got {type(d).__name__}")
+        return cls(d["candidates"], d.get("ef"), d.get("tuned") or {}, d.get("nprobe"), d.get("exact", False))
+
+
+#: the largest candidate count a plan may hold (backends clip counts to their size)
+MAX_COUNT = 1 << 32
+#: the largest search breadth (HNSW ``ef``, IVF ``nprobe``): engines allocate per unit of it, so a
+#: plan read from a file must not be able to ask for gigabytes
+MAX_BREADTH = 1 << 16
+
+
+def _count(value: object, name: str, low: int, high: int) -> int:
+    """``value`` as an int in [low, high], or a clear error (a plan is often read from a file)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or not low <= int(value) <= high:
+        raise InvalidInput(f"plan {name} must be an integer in [{low}, {high}]; got {value!r}")
+    return int(value)
 
 
 @functools.lru_cache(maxsize=1024)  # run on every search, nearly always with the same arguments
 def _stages(candidates: tuple[int, ...], levels: tuple[int, ...], k: int, n: int) -> tuple[tuple[int, int], ...]:
     """:meth:`FunnelPlan.stages` for hashable arguments."""
     if len(candidates) != len(levels) - 1:
-        raise MatryIndexError(
+        raise InvalidInput(
             f"plan has {len(candidates)} candidate counts for levels {levels}; "
             f"expected {len(levels) - 1} (one per level below full)")
     out: list[tuple[int, int]] = []
@@ -207,9 +237,9 @@ def candidate_grid(levels: Sequence[int], k: int, n: int,
     plans = []
     for nprobe in coarse.breadths():
         for mult in multipliers:
-            first = min(n, int(round(k * mult)))
+            first = min(n, MAX_COUNT, int(round(k * mult)))
             for width in widths:
-                ef = None if width == 1.0 else int(round(first * width))
+                ef = None if width == 1.0 else min(MAX_BREADTH, int(round(first * width)))
                 for ratio in (0, 2, 4, 8):  # 0: skip middle levels, rescore at full dimension directly
                     counts = (first,) + _middle_counts(first, len(levels) - 2, k, ratio)
                     plans.append(FunnelPlan(counts, ef=ef, nprobe=nprobe))
@@ -242,7 +272,7 @@ def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Seq
     highest recall is returned and its ``tuned`` record says the target was missed.
     """
     if not 0 < target_recall <= 1:
-        raise MatryIndexError(f"target_recall must be in (0, 1]; got {target_recall}")
+        raise InvalidInput(f"target_recall must be in (0, 1]; got {target_recall}")
     if len(levels) < 2:
         return FunnelPlan((), tuned={"recall": 1.0, "target": target_recall, "reached": True})
     def cost(plan: FunnelPlan) -> float:

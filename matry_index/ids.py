@@ -13,7 +13,7 @@ from typing import Union
 
 import numpy as np
 
-from ._validation import MatryIndexError
+from .errors import InvalidInput
 
 UserId = Union[str, int]
 _MAX_KEY = (1 << 63) - 1
@@ -22,17 +22,28 @@ _MAX_KEY = (1 << 63) - 1
 def key_for(user_id: UserId) -> int:
     """The engine key of one user id."""
     if isinstance(user_id, (bool, np.bool_)):
-        raise MatryIndexError(f"ids must be str or int, not bool ({user_id!r})")
+        raise InvalidInput(f"ids must be str or int, not bool ({user_id!r})")
     if isinstance(user_id, (int, np.integer)):
         if not 0 <= int(user_id) <= _MAX_KEY:
-            raise MatryIndexError(f"integer ids must be in 0..2^63-1; got {user_id}")
+            raise InvalidInput(f"integer ids must be in 0..2^63-1; got {user_id}")
         return int(user_id)
     if isinstance(user_id, str):
         if not user_id:
-            raise MatryIndexError("ids must not be empty strings")
-        digest = hashlib.blake2b(user_id.encode("utf-8"), digest_size=8).digest()
+            raise InvalidInput("ids must not be empty strings")
+        digest = hashlib.blake2b(utf8(user_id, "the id"), digest_size=8).digest()
         return int.from_bytes(digest, "little") & _MAX_KEY
-    raise MatryIndexError(f"ids must be str or int; got {type(user_id).__name__} ({user_id!r})")
+    raise InvalidInput(f"ids must be str or int; got {type(user_id).__name__} ({user_id!r})")
+
+
+def utf8(text: str, what: str) -> bytes:
+    """``text`` encoded as UTF-8, or a clear error for a string that has no UTF-8 form (a lone
+    surrogate, e.g. from a file decoded with ``errors="surrogateescape"``): every engine stores
+    strings as UTF-8, so such a string could be neither stored nor saved."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} {text!r} is not valid Unicode text (it holds a lone surrogate); "
+                           "decode the source with errors='replace' or store its bytes in another form") from None
 
 
 def normalize_id(user_id: UserId) -> UserId:
@@ -47,14 +58,14 @@ def id_list(ids: Iterable[UserId], what: str = "ids") -> list[UserId]:
     so one id passed where a list is expected would silently address other records.
     """
     if isinstance(ids, (str, bytes, bytearray)):
-        raise MatryIndexError(f"{what} must be a list of ids, not a single {type(ids).__name__} "
+        raise InvalidInput(f"{what} must be a list of ids, not a single {type(ids).__name__} "
                               f"({ids!r}); wrap one id in a list: [{ids!r}]")
     if isinstance(ids, (int, np.integer)):
-        raise MatryIndexError(f"{what} must be a list of ids; got the single int {ids!r} (use [{ids!r}])")
+        raise InvalidInput(f"{what} must be a list of ids; got the single int {ids!r} (use [{ids!r}])")
     try:
         return [normalize_id(i) for i in ids]
     except TypeError:
-        raise MatryIndexError(f"{what} must be a list of ids; got {type(ids).__name__}") from None
+        raise InvalidInput(f"{what} must be a list of ids; got {type(ids).__name__}") from None
 
 
 def keys_for(ids: Iterable[UserId]) -> tuple[list[UserId], np.ndarray]:
@@ -64,10 +75,10 @@ def keys_for(ids: Iterable[UserId]) -> tuple[list[UserId], np.ndarray]:
     if len(np.unique(keys)) != len(keys):
         seen: set[int] = set()
         dup = next(i for i, k in zip(ids, keys) if k in seen or seen.add(int(k)))
-        raise MatryIndexError(f"duplicate id in one call: {dup!r}")
+        raise InvalidInput(f"duplicate id in one call: {dup!r}")
     return ids, keys
 
 
 def check_count(ids: Sequence, n: int, what: str = "vectors") -> None:
     if len(ids) != n:
-        raise MatryIndexError(f"got {len(ids)} ids for {n} {what}")
+        raise InvalidInput(f"got {len(ids)} ids for {n} {what}")

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ._fs import atomic_directory, recover_directory
-from ._validation import MatryIndexError, as_matrix, clip_levels, normalize_rows, unit_rows
-from .adaptor.model import AdaptorMismatchError, MatryoshkaAdaptor
+from ._fs import atomic_directory, files_below, links_below, recover_directory
+from ._validation import as_matrix, clip_levels, normalize_rows, real_array, unit_rows
+from .errors import AdaptorMismatchError, Corrupt, InvalidInput
+from .adaptor.model import MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record, run_search, search_async
 from .filters import parse_filter
 from .funnel import FunnelPlan, tune as tune_plan
@@ -74,8 +75,13 @@ def _sha256(path: Path) -> str:
 
 
 def _checksums(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != MANIFEST}
+    """sha256 of every file under ``root`` but the manifest. A save holds plain files only: a
+    symbolic link would make a load read (and hash) files outside the folder, so one is refused."""
+    links = links_below(root)
+    if links:
+        raise Corrupt(f"{root} holds a symbolic link ({links[0]}); a saved index holds plain files only, "
+                      "and a load never follows a link out of its folder")
+    return {name: _sha256(root / name) for name in files_below(root) if name != MANIFEST}
 
 
 def _manifest_digest(manifest: dict) -> str:
@@ -87,23 +93,55 @@ def _manifest_digest(manifest: dict) -> str:
 
 def is_saved_index(directory: Path) -> bool:
     """Whether ``directory`` holds an index save and nothing else (so a new save may replace
-    it): a matry_index manifest, and no file that its checksum list does not name."""
+    it): a matry_index manifest, no file that its checksum list does not name, and no symbolic
+    link (links are never ours: replacing the folder would delete a link someone made)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
     if not isinstance(manifest, dict) or manifest.get("kind") != "matry-index":
         return False
+    if links_below(directory):
+        return False
     listed = set(manifest.get("files") or {}) | {MANIFEST}
-    present = {str(p.relative_to(directory)) for p in directory.rglob("*") if not p.is_dir()}
-    return present <= listed
+    return set(files_below(directory)) <= listed
+
+
+def _positive_k(k: Any) -> int:
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise InvalidInput(f"k must be a positive integer; got {k!r}")
+    return int(k)
+
+
+def _check_store_count(backend: Backend, count: int, directory: Path) -> None:
+    """Refuse a store whose records disagree with the save.
+
+    A store restored from the save's own files must hold exactly the saved records. A store that
+    keeps its own data (an Edge shard, a local-mode folder, a server collection) lives on after
+    the save, so writes made since then are part of it; its identity was checked when it opened
+    (a store created elsewhere carries another id). Such a store that is empty while the save
+    held records, or that carries no id (made by an older version) and holds another count,
+    is refused all the same.
+    """
+    found = len(backend)
+    if not backend.keeps_own_data:
+        if found != count:
+            raise Corrupt(f"{directory}: the save lists {count} records but its files hold {found}")
+        return
+    if count and not found:
+        raise InvalidInput(f"{directory}: the index held {count} records when saved, but its {backend.kind} "
+                           f"store ({backend.where}) is empty now (moved, deleted or replaced?); nothing was changed")
+    if backend.store_id is None and found != count:
+        raise InvalidInput(f"{directory}: the index held {count} records when saved, but the {backend.kind} "
+                           f"store at {backend.where} holds {found} and carries no id to show it is the same "
+                           "store; nothing was changed")
 
 
 def _make_backend(kind: str | Backend, dim: int, levels: tuple[int, ...], adaptor_hash: str | None,
                   options: dict) -> Backend:
     if not isinstance(kind, str):
         if tuple(kind.levels) != levels or kind.dim != dim:
-            raise MatryIndexError(f"backend stores levels {kind.levels} of {kind.dim}-d vectors; "
+            raise InvalidInput(f"backend stores levels {kind.levels} of {kind.dim}-d vectors; "
                                   f"the index needs {levels} of {dim}-d")
         return kind
     from . import backends
@@ -133,11 +171,16 @@ class MatryoshkaIndex:
         self.backend = _make_backend(backend, self.dim, self.levels, self.adaptor_hash, backend_options)
         self.plan = plan or FunnelPlan.default(self.levels)
         self._write_lock = threading.RLock()
+        self._closed = False
 
     # --- helpers -----------------------------------------------------------------------
     @property
     def adaptor_hash(self) -> str | None:
         return None if self.adaptor is None else self.adaptor.content_hash
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise InvalidInput("this index was closed; open it again with MatryoshkaIndex.load (or create a new one)")
 
     def _adapt(self, vectors: Any, name: str) -> np.ndarray:
         """Checked, L2-normalised input (what the adaptor was trained on), then the adaptor.
@@ -150,7 +193,7 @@ class MatryoshkaIndex:
             return x
         z = self.adaptor.transform(x)
         if not np.isfinite(z).all():
-            raise MatryIndexError(f"the adaptor turned some {name} into NaN or inf")
+            raise InvalidInput(f"the adaptor turned some {name} into NaN or inf")
         return z
 
     def adapt(self, vectors: Any) -> np.ndarray:
@@ -164,21 +207,24 @@ class MatryoshkaIndex:
                 f"adaptor mismatch: the index uses {str(self.adaptor_hash)[:12]}, got {str(adaptor_hash)[:12]}")
 
     def __len__(self) -> int:
+        self._require_open()
         return len(self.backend)
 
     def __repr__(self) -> str:
+        n = "closed" if self._closed else f"n={len(self)}"
         return (f"MatryoshkaIndex(dim={self.dim}, levels={self.levels}, backend={type(self.backend).__name__}, "
-                f"n={len(self)}, adaptor={str(self.adaptor_hash)[:12]})")
+                f"{n}, adaptor={str(self.adaptor_hash)[:12]})")
 
     # --- writes ------------------------------------------------------------------------
     def _prepare(self, ids: Sequence[UserId], vectors: Any, metadata: Sequence[dict] | None):
+        self._require_open()
         x = self._adapt(vectors, "vectors")
         ids, keys = keys_for(ids)
         check_count(ids, len(x))
         if metadata is None:
             metadata = [{} for _ in ids]
         if isinstance(metadata, dict):
-            raise MatryIndexError("metadata must be a list of dicts, one per vector; got a single dict")
+            raise InvalidInput("metadata must be a list of dicts, one per vector; got a single dict")
         metadata = list(metadata)
         check_count(metadata, len(x), "metadata entries")
         metadata = [clean_metadata(m, f"entry {i}") for i, m in enumerate(metadata)]
@@ -191,10 +237,10 @@ class MatryoshkaIndex:
             if stored is None:
                 continue
             if stored != uid:
-                raise MatryIndexError(f"id {uid!r} collides with stored id {stored!r} (same 63-bit key); "
+                raise InvalidInput(f"id {uid!r} collides with stored id {stored!r} (same 63-bit key); "
                                       "use another id")
             if not replace:
-                raise MatryIndexError(f"id {uid!r} is already in the index (use upsert to replace records)")
+                raise InvalidInput(f"id {uid!r} is already in the index (use upsert to replace records)")
 
     def add(self, ids: Sequence[UserId], vectors: Any, metadata: Sequence[dict] | None = None) -> None:
         """Add new records. Existing ids are refused (see :meth:`upsert`); all or nothing."""
@@ -212,21 +258,24 @@ class MatryoshkaIndex:
 
     def delete(self, ids: Sequence[UserId], missing_ok: bool = False) -> None:
         """Delete records by id. Unknown ids raise (nothing is deleted) unless ``missing_ok``."""
+        self._require_open()
         ids, keys = keys_for(ids)
         with self._write_lock:
             present = np.array([s == i for i, s in zip(ids, self.backend.stored_ids(ids, keys))], bool)
             if not missing_ok and not present.all():
-                raise MatryIndexError(f"unknown id {ids[int(np.argmin(present))]!r}; nothing was deleted")
+                raise InvalidInput(f"unknown id {ids[int(np.argmin(present))]!r}; nothing was deleted")
             if present.any():
                 self.backend.delete([i for i, p in zip(ids, present) if p], keys[present])
 
     def optimize(self) -> None:
         """Finish deferred index builds (FAISS ``deferred_build``); a no-op where none is pending."""
+        self._require_open()
         with self._write_lock:
             self.backend.optimize()
 
     def get(self, ids: Sequence[UserId]) -> list[Record | None]:
         """Stored records (adapted vector + metadata) in the given order; None for unknown ids."""
+        self._require_open()
         ids, keys = keys_for(ids)
         return self.backend.get(ids, keys)
 
@@ -235,6 +284,7 @@ class MatryoshkaIndex:
 
         For bookkeeping — deleting by metadata, listing a document's chunks — not for ranking.
         """
+        self._require_open()
         return self.backend.scan(parse_filter(filter))
 
     # --- search ------------------------------------------------------------------------
@@ -266,14 +316,11 @@ class MatryoshkaIndex:
                         exact: bool, adaptor_hash: str | None):
         """What both search methods hand the backend: adapted queries as a batch, whether one
         query came in, ``k``, the plan (None: exact search) and the parsed filter."""
+        self._require_open()
         if adaptor_hash != "unchecked":
             self.check_adaptor(adaptor_hash)
-        if not isinstance(k, (int, np.integer)) or k <= 0:
-            raise MatryIndexError(f"k must be a positive integer; got {k!r}")
-        try:
-            arr = queries if isinstance(queries, np.ndarray) else np.asarray(queries, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise MatryIndexError(f"queries must be numeric vectors: {exc}") from None
+        k = _positive_k(k)
+        arr = real_array(queries, "queries")
         single = arr.ndim == 1
         q = self._adapt(arr[None, :] if single else arr, "queries")
         node = parse_filter(filter)
@@ -287,9 +334,11 @@ class MatryoshkaIndex:
         Use held-out queries (or a sample of documents) that resemble real traffic. With
         ``apply`` the plan becomes the index's default.
         """
+        self._require_open()
+        k = _positive_k(k)
         q = self._adapt(sample_queries, "sample_queries")
         if len(self) == 0:
-            raise MatryIndexError("cannot tune an empty index")
+            raise InvalidInput("cannot tune an empty index")
         truth_hits = self.backend.exact_search(q, k)
         key_of = {}
 
@@ -314,7 +363,7 @@ class MatryoshkaIndex:
         for store in self.backend.storage_paths():
             store = store.resolve()
             if store == target or target in store.parents or store in target.parents:
-                raise MatryIndexError(f"cannot save the index to {directory}: the backend keeps its own "
+                raise InvalidInput(f"cannot save the index to {directory}: the backend keeps its own "
                                       f"files at {store}, which a save there would replace or nest in; "
                                       "save the index to a directory of its own")
 
@@ -324,6 +373,7 @@ class MatryoshkaIndex:
         An earlier save of an index there is replaced; a directory holding anything else, a
         file, or the backend's own storage is refused and left untouched.
         """
+        self._require_open()
         directory = Path(directory)
         self._refuse_own_storage(directory)
         with self._write_lock, atomic_directory(directory, is_saved_index, "index") as tmp:
@@ -344,27 +394,29 @@ class MatryoshkaIndex:
     def _read_manifest(directory: Path) -> dict:
         manifest_path = directory / MANIFEST
         if not manifest_path.is_file():
-            raise MatryIndexError(f"{directory} is not a saved matry_index index (no {MANIFEST}): give the folder "
-                                  "that MatryoshkaIndex.save or `matry-index build --out` wrote (an interrupted "
-                                  "save leaves none); a Qdrant Edge shard or local-mode folder itself is opened "
-                                  "with MatryoshkaIndex(dim, backend=..., path=...)")
+            raise InvalidInput(f"{directory} is not a saved matry_index index (no {MANIFEST}): give the folder "
+                               "that MatryoshkaIndex.save or `matry-index build --out` wrote (an interrupted "
+                               "save leaves none); a Qdrant Edge shard or local-mode folder itself is opened "
+                               "with MatryoshkaIndex(dim, backend=..., path=...)")
+        if manifest_path.is_symlink():
+            raise Corrupt(f"{manifest_path} is a symbolic link; a saved index holds plain files only")
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise MatryIndexError(f"{manifest_path} is corrupt: {exc}") from None
+            raise Corrupt(f"{manifest_path} is corrupt: {exc}") from None
         if not isinstance(manifest, dict) or manifest.get("kind") != "matry-index" \
                 or manifest.get("format_version") != FORMAT_VERSION:
             version = manifest.get("format_version") if isinstance(manifest, dict) else None
-            raise MatryIndexError(f"{directory}: unsupported index format {version}")
+            raise Corrupt(f"{directory}: unsupported index format {version!r}")
         if manifest.get("manifest_sha256") != _manifest_digest(manifest):
-            raise MatryIndexError(f"{manifest_path} is corrupt or was edited: its content does not match "
-                                  "its recorded checksum")
+            raise Corrupt(f"{manifest_path} is corrupt or was edited: its content does not match "
+                          "its recorded checksum")
         actual = _checksums(directory)
         expected = manifest.get("files", {})
         if actual != expected:
             bad = sorted(set(actual.items()) ^ set(expected.items()))
-            raise MatryIndexError(f"{directory} is corrupt or incomplete: {bad[0][0]} does not match "
-                                  "its recorded checksum (or is missing)")
+            raise Corrupt(f"{directory} is corrupt or incomplete: {bad[0][0]} does not match "
+                          "its recorded checksum (or is missing)")
         return manifest
 
     @classmethod
@@ -374,16 +426,17 @@ class MatryoshkaIndex:
 
         ``connection`` overrides what the save recorded about engines that keep their own
         data: ``path=`` for a moved Edge shard or local-mode folder, ``url=`` / ``api_key=`` /
-        ``client=`` for a Qdrant server. A saved file never chooses where to connect: an index
-        on a server needs ``url=`` here (or ``trust_stored_url=True`` for a file you wrote).
-        An index whose store comes back empty while the save held records is refused.
+        ``client=`` for a Qdrant server, ``scratch_dir=`` for a memory-mapped FAISS index. A
+        saved file never chooses where to connect, where to write or what to spend: which of
+        its fields are used, and how, is listed in docs/guarantees.md. A store that is not the
+        one the index was saved with, or whose records disagree with the save, is refused.
         """
         directory = Path(directory)
-        recover_directory(directory)
+        recover_directory(directory, is_saved_index)
         manifest = cls._read_manifest(directory)
         stored = MatryoshkaAdaptor.load(directory / "adaptor") if (directory / "adaptor").exists() else None
         if (stored.content_hash if stored else None) != manifest.get("adaptor_hash"):
-            raise MatryIndexError(f"{directory}: the stored adaptor does not match the manifest")
+            raise Corrupt(f"{directory}: the stored adaptor does not match the manifest")
         if adaptor is not None and (stored is None or adaptor.content_hash != stored.content_hash):
             raise AdaptorMismatchError(
                 f"adaptor mismatch: {directory} was built with {str(manifest.get('adaptor_hash'))[:12]}, "
@@ -392,32 +445,36 @@ class MatryoshkaIndex:
             dim, levels = int(manifest["dim"]), tuple(int(m) for m in manifest["levels"])
             plan, count = FunnelPlan.from_dict(manifest["plan"]), int(manifest["count"])
             kind, options = manifest["backend"], manifest["backend_options"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MatryIndexError(f"{directory}: the manifest is incomplete: {exc!r}") from None
+        except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+            raise Corrupt(f"{directory}: the manifest is incomplete or invalid: {exc}") from None
         if stored is not None and stored.dim != dim:
-            raise MatryIndexError(f"{directory}: the adaptor is {stored.dim}-d, the manifest says {dim}-d")
-        if levels != clip_levels(levels, dim):
-            raise MatryIndexError(f"{directory}: levels {levels} are not valid for {dim}-d vectors")
+            raise Corrupt(f"{directory}: the adaptor is {stored.dim}-d, the manifest says {dim}-d")
+        if dim <= 0 or levels != clip_levels(levels, dim):
+            raise Corrupt(f"{directory}: levels {levels} are not valid for {dim}-d vectors")
         from . import backends
         backend = backends.open_saved(kind, directory / "backend", dim, levels, options,
                                       manifest.get("adaptor_hash"), connection)
-        found = len(backend)
-        if count and not found:
+        try:
+            _check_store_count(backend, count, directory)
+        except BaseException:
             backend.close()
-            raise MatryIndexError(f"{directory}: the index held {count} records when saved, but its "
-                                  f"{kind} store is empty now (moved, deleted or replaced?); "
-                                  "nothing was changed")
+            raise
         index = cls.__new__(cls)
         index.dim, index.adaptor, index.levels = dim, stored, levels
         index.backend, index.plan = backend, plan
         index._write_lock = threading.RLock()
+        index._closed = False
         return index
 
     def close(self) -> None:
+        """Release the backend (an Edge shard, a client). The index refuses every call after it."""
+        self._closed = True
         self.backend.close()
 
     async def aclose(self) -> None:
         """:meth:`close`, and first the backend's async client where it opened one."""
+        if self._closed:
+            return
         closing = getattr(self.backend, "aclose", None)
         if closing is not None:
             await closing()

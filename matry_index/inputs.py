@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import MatryIndexError
+from .errors import InvalidInput, MatryIndexError
 
 
 def load_matrix(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:
@@ -19,10 +19,10 @@ def load_matrix(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (OSError, ValueError, EOFError) as exc:
-        raise MatryIndexError(f"cannot read {what} {path}: {exc} (expected a .npy file made by numpy.save)") from None
+        raise InvalidInput(f"cannot read {what} {path}: {exc} (expected a .npy file made by numpy.save)") from None
     if not isinstance(arr, np.ndarray):
         arr.close()
-        raise MatryIndexError(f"{what} {path} is an .npz archive; save one array with numpy.save")
+        raise InvalidInput(f"{what} {path} is an .npz archive; save one array with numpy.save")
     return arr
 
 
@@ -30,7 +30,7 @@ def read_lines(path: str | Path, what: str) -> list[str]:
     try:
         return Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise MatryIndexError(f"cannot read {what} {path}: {exc}") from None
+        raise InvalidInput(f"cannot read {what} {path}: {exc}") from None
 
 
 def parse_json_object(text: str, where: str) -> dict:
@@ -38,9 +38,9 @@ def parse_json_object(text: str, where: str) -> dict:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise MatryIndexError(f"{where} is not valid JSON: {exc}") from None
+        raise InvalidInput(f"{where} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise MatryIndexError(f"{where} must be a JSON object, e.g. {{\"lang\": \"en\"}}; got {text.strip()!r}")
+        raise InvalidInput(f"{where} must be a JSON object, e.g. {{\"lang\": \"en\"}}; got {text.strip()!r}")
     return value
 
 

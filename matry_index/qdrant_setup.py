@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._validation import MatryIndexError
+from .errors import InvalidInput
 from .inputs import load_matrix, read_jsonl, read_lines
 from .adaptor import MatryoshkaAdaptor
 from .index import MatryoshkaIndex
@@ -25,7 +25,7 @@ from .index import MatryoshkaIndex
 def _read_ids(path: Path) -> list[str]:
     ids = read_lines(path, "ids file")
     if not ids:
-        raise MatryIndexError(f"{path} holds no ids")
+        raise InvalidInput(f"{path} holds no ids")
     return ids
 
 
@@ -44,23 +44,23 @@ def setup_collection(*, adaptor: MatryoshkaAdaptor | str | Path | None = None, d
     if isinstance(adaptor, (str, Path)):
         adaptor = MatryoshkaAdaptor.load(adaptor)
     if adaptor is None and dim is None:
-        raise MatryIndexError("give an adaptor, or the embedding dimension for an index without one")
+        raise InvalidInput("give an adaptor, or the embedding dimension for an index without one")
     dim = adaptor.dim if adaptor is not None else int(dim)
     index = MatryoshkaIndex(dim, adaptor=adaptor, levels=levels, backend=backend, **connection)
     before = len(index)
     loaded = 0
     if embeddings is not None:
         if ids is None:
-            raise MatryIndexError("ingest needs --ids next to --embeddings")
+            raise InvalidInput("ingest needs --ids next to --embeddings")
         vectors = load_matrix(embeddings, "embeddings", mmap=True)
         if vectors.ndim != 2:
-            raise MatryIndexError(f"embeddings {embeddings} must be a 2-d array (n, d); got shape {vectors.shape}")
+            raise InvalidInput(f"embeddings {embeddings} must be a 2-d array (n, d); got shape {vectors.shape}")
         id_list = _read_ids(Path(ids))
         if len(id_list) != len(vectors):
-            raise MatryIndexError(f"{ids} has {len(id_list)} ids for {len(vectors)} vectors in {embeddings}")
+            raise InvalidInput(f"{ids} has {len(id_list)} ids for {len(vectors)} vectors in {embeddings}")
         meta = read_jsonl(payload) if payload else None
         if meta is not None and len(meta) != len(vectors):
-            raise MatryIndexError(f"{payload} has {len(meta)} payload lines for {len(vectors)} vectors")
+            raise InvalidInput(f"{payload} has {len(meta)} payload lines for {len(vectors)} vectors")
         for s in tqdm(range(0, len(vectors), chunk), desc="ingesting", unit="chunk"):
             e = min(len(vectors), s + chunk)
             index.upsert(id_list[s:e], np.asarray(vectors[s:e]), meta[s:e] if meta else None)

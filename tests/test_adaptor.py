@@ -70,7 +70,8 @@ def test_hash_differs_when_weights_differ(rng):
     (np.array([[np.inf] * 16], np.float32), "NaN or inf"),
     (np.zeros((0, 16), np.float32), "empty"),
     (np.zeros(16, np.float32), "2-d array"),
-    ([["a"] * 16], "numeric"),
+    ([["a"] * 16], "real numbers"),
+    (np.ones((2, 16), complex), "real numbers"),
 ])
 def test_transform_rejects_bad_input(bad, message, rng):
     with pytest.raises(MatryIndexError, match=message):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from matry_index import MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex
+from matry_index import Corrupt, InvalidInput, MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex, Unavailable
 from matry_index.cli import main
 
 from .helpers import BACKENDS, fail_on_call, ids_of, make_index
@@ -356,13 +356,13 @@ def test_crash_between_the_renames_is_recovered_and_leftovers_cleaned(tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         idx.save(tmp_path / "ix")
     monkeypatch.undo()
-    assert not (tmp_path / "ix").exists() and (tmp_path / ".ix.old").exists()
+    assert not (tmp_path / "ix").exists() and len(list(tmp_path.glob(".ix.matry-old-*"))) == 1
     assert len(MatryoshkaIndex.load(tmp_path / "ix")) == 30  # the previous save, recovered
     stale = tmp_path / ".ix.tmp-999999999-abc"  # a save killed long ago (no such pid)
     stale.mkdir()
     (stale / "vectors.npy").write_bytes(b"half")
     idx.save(tmp_path / "ix")
-    assert not stale.exists() and not (tmp_path / ".ix.old").exists()
+    assert not stale.exists() and not list(tmp_path.glob(".ix.matry-old-*"))
     assert len(MatryoshkaIndex.load(tmp_path / "ix")) == 31
 
 
@@ -528,5 +528,117 @@ def test_crafted_backend_options_are_an_error_not_a_crash(tmp_path, vectors):
     manifest["backend_options"]["run_this"] = "rm -rf /"
     manifest["manifest_sha256"] = _manifest_digest(manifest)
     path.write_text(json.dumps(manifest))
-    with pytest.raises(MatryIndexError, match="cannot reopen"):
+    with pytest.raises(Corrupt, match="never writes"):
         MatryoshkaIndex.load(tmp_path / "ix")
+
+
+# --- second round: inputs that used to pass or crash raw --------------------------------------
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_complex_and_string_vectors_are_refused_everywhere(kind, tmp_path, vectors):
+    idx = filled(kind, tmp_path, vectors, persistent=False)
+    before = state(idx, vectors[:3])
+    for bad in (vectors[35:36] + 1j, vectors[35:36].astype(str)):
+        with pytest.raises(InvalidInput, match="real numbers"):
+            idx.add(["new"], bad)
+        with pytest.raises(InvalidInput, match="real numbers"):
+            idx.search(bad[0], k=3)
+        with pytest.raises(InvalidInput, match="real numbers"):
+            idx.tune(bad)
+    assert state(idx, vectors[:3]) == before
+    idx.close()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_text_that_has_no_utf8_form_is_refused(kind, tmp_path, vectors):
+    idx = filled(kind, tmp_path, vectors, persistent=False)
+    before = state(idx, vectors[:3])
+    for ids, meta in ((["bad\udcff"], None), (["ok"], [{"name": "bad\udcff"}]), (["ok"], [{"bad\udcff": 1}])):
+        with pytest.raises(InvalidInput, match="not valid Unicode"):
+            idx.add(ids, vectors[35:36], meta)
+    assert state(idx, vectors[:3]) == before
+    idx.close()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_metadata_nested_too_deep_or_containing_itself_is_refused(kind, tmp_path, vectors):
+    idx = filled(kind, tmp_path, vectors, persistent=False)
+    deep: dict = {}
+    node = deep
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]
+    looped: dict = {"a": []}
+    looped["a"].append(looped)
+    for bad in (deep, looped):
+        with pytest.raises(InvalidInput, match="nested more than"):
+            idx.add(["new"], vectors[35:36], [bad])
+    shallow: dict = {}
+    node = shallow
+    for _ in range(20):  # deep enough for any real payload: stored and read back as given
+        node["x"] = {}
+        node = node["x"]
+    idx.add(["ok"], vectors[36:37], [shallow])
+    assert idx.get(["ok"])[0].metadata == shallow
+    idx.close()
+
+
+@pytest.mark.parametrize("k", [0, -5, True, 2.5])
+def test_tune_refuses_a_k_that_is_not_a_positive_integer(k, tmp_path, vectors):
+    idx = filled("faiss", tmp_path, vectors, persistent=False)
+    plan = idx.plan
+    with pytest.raises(InvalidInput, match="k must be a positive integer"):
+        idx.tune(vectors[:10], k=k)
+    assert idx.plan == plan
+
+
+@pytest.mark.parametrize("args", [(("100",),), ((True,),), ((-1,),), ((10,), "ef"), ((10,), None, {}, 0), ((10,), 1 << 30),
+                                  ((10,), None, [], None)])
+def test_a_plan_with_wrong_types_is_refused(args):
+    from matry_index import FunnelPlan
+    with pytest.raises(InvalidInput, match="plan"):
+        FunnelPlan(*args)
+
+
+def test_qdrant_setup_refuses_two_places_at_once(tmp_path, capsys):
+    for extra in (["--url", "http://localhost:6333"], ["--path", str(tmp_path / "local")],
+                  ["--collection", "mine"], ["--shards", "2"]):
+        capsys.readouterr()
+        try:
+            rc = main(["qdrant-setup", "--edge-path", str(tmp_path / "edge"), "--dim", "8"] + extra)
+        except SystemExit as exc:
+            rc = exc.code
+        assert rc == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "edge").exists() and not (tmp_path / "local").exists()
+
+
+# --- errors a program can tell apart -----------------------------------------------------------
+def test_an_outage_is_not_a_value_error():
+    from matry_index.backends.qdrant import QdrantBackend
+    try:
+        QdrantBackend(DIM, (8, 16), url="http://127.0.0.1:9", timeout=1, retries=1)
+    except ValueError:
+        pytest.fail("an unreachable server was caught by `except ValueError`")
+    except Unavailable as exc:
+        assert isinstance(exc, ConnectionError) and "unreachable" in str(exc)
+
+
+@pytest.mark.parametrize("make, code", [
+    (lambda t: ["search", "--index", str(t / "nowhere"), "--queries", str(t / "x.npy")], 2),
+    (lambda t: ["search", "--index", str(t / "corrupt"), "--queries", str(t / "x.npy")], 3),
+    (lambda t: ["search", "--index", str(t / "server"), "--queries", str(t / "x.npy"), "--url",
+                "http://127.0.0.1:9"], 4),
+])
+def test_cli_exit_codes_tell_the_kinds_apart(make, code, tmp_path, vectors, capsys):
+    np.save(tmp_path / "x.npy", vectors[:2])
+    filled("faiss", tmp_path, vectors, persistent=False).save(tmp_path / "corrupt")
+    (tmp_path / "corrupt" / "backend" / "records.jsonl").write_text("edited\n")
+    server = filled("qdrant", tmp_path, vectors, persistent=False)
+    server.save(tmp_path / "server")
+    from matry_index.index import _manifest_digest
+    manifest = json.loads((tmp_path / "server" / "index.json").read_text())
+    manifest["backend_options"].update(snapshot=False, url="http://127.0.0.1:9", timeout=1, retries=1)
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    (tmp_path / "server" / "index.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(make(tmp_path)) == code
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -4,7 +4,7 @@ they are computed from."""
 import numpy as np
 import pytest
 
-from matry_index._validation import MatryIndexError
+from matry_index import MatryIndexError
 from matry_index.evaluation import (evaluate_levels, evaluate_levels_per_query, mean_over_runs,
                                     paired_difference)
 from matry_index.evaluation.report import difference_table

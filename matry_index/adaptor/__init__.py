@@ -6,7 +6,8 @@ imported on the first fit), with settings in a :class:`TrainConfig`.
 """
 from .config import TrainConfig, TrainResult
 from .fit import fit_supervised, fit_unsupervised
-from .model import AdaptorMismatchError, MatryoshkaAdaptor
+from ..errors import AdaptorMismatchError
+from .model import MatryoshkaAdaptor
 
 __all__ = ["MatryoshkaAdaptor", "AdaptorMismatchError", "TrainConfig", "TrainResult",
            "fit_unsupervised", "fit_supervised"]

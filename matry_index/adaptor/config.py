@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .._validation import MatryIndexError
+from ..errors import InvalidInput
 from .model import MatryoshkaAdaptor
 
 
@@ -161,20 +161,20 @@ class TrainConfig:
         for f in fields(self):
             value, rule = getattr(self, f.name), CONSTRAINTS[f.name]
             if not rule.check(value):
-                raise MatryIndexError(f"TrainConfig.{f.name} must be {rule}; got {value!r}")
+                raise InvalidInput(f"TrainConfig.{f.name} must be {rule}; got {value!r}")
         object.__setattr__(self, "levels", tuple(int(m) for m in self.levels))
         object.__setattr__(self, "recall_levels", tuple(int(m) for m in self.recall_levels))
         if self.w_inbatch and self.rank_loss != "pairwise":
-            raise MatryIndexError(f"w_inbatch adds an in-batch term to rank_loss='pairwise' only; got "
+            raise InvalidInput(f"w_inbatch adds an in-batch term to rank_loss='pairwise' only; got "
                                   f"w_inbatch={self.w_inbatch} with rank_loss={self.rank_loss!r}")
         if self.hidden == 0 and self.rotation != "pca-learned":
-            raise MatryIndexError("nothing to train: set hidden > 0 or rotation='pca-learned'")
+            raise InvalidInput("nothing to train: set hidden > 0 or rotation='pca-learned'")
 
     def with_overrides(self, **kw: Any) -> "TrainConfig":
         """A copy with some settings changed (validated like a new one)."""
         unknown = set(kw) - set(asdict(self))
         if unknown:
-            raise MatryIndexError(f"unknown training settings: {sorted(unknown)}")
+            raise InvalidInput(f"unknown training settings: {sorted(unknown)}")
         return replace(self, **kw)
 
 

@@ -13,7 +13,8 @@ from types import ModuleType
 from typing import Any
 
 from .._extras import require
-from .._validation import MatryIndexError, as_matrix, normalize_rows
+from .._validation import as_matrix, normalize_rows
+from ..errors import InvalidInput
 from .config import OBJECTIVES, TrainConfig, TrainResult
 from .model import MatryoshkaAdaptor
 
@@ -27,7 +28,7 @@ def _training() -> ModuleType:
 
 def _settings(config: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
     if config is not None and not isinstance(config, TrainConfig):
-        raise MatryIndexError(f"config must be a TrainConfig; got {type(config).__name__}")
+        raise InvalidInput(f"config must be a TrainConfig; got {type(config).__name__}")
     return (config or TrainConfig()).with_overrides(**overrides)
 
 
@@ -49,11 +50,11 @@ def fit_unsupervised(corpus: Any, *, queries: Any = None, config: TrainConfig | 
     prefix reproduces the full-dimension top-10 of held-out anchors.
     """
     if objective not in OBJECTIVES:
-        raise MatryIndexError(f"objective must be one of {', '.join(sorted(OBJECTIVES))}; got {objective!r}")
+        raise InvalidInput(f"objective must be one of {', '.join(sorted(OBJECTIVES))}; got {objective!r}")
     cfg = _settings(config, {**OBJECTIVES[objective], **overrides})
     corpus = normalize_rows(as_matrix(corpus, name="corpus"))
     if len(corpus) < 2:
-        raise MatryIndexError("need at least 2 corpus embeddings to train an adaptor")
+        raise InvalidInput("need at least 2 corpus embeddings to train an adaptor")
     extra = None if queries is None else normalize_rows(as_matrix(queries, dim=corpus.shape[1], name="queries"))
     return _training().run_unsupervised(corpus, extra, cfg)
 
@@ -63,12 +64,12 @@ def _checked_relevance(relevance: Sequence[tuple[int, int, float]], n_queries: i
     try:
         triples = [(int(q), int(d), float(r)) for q, d, r in relevance]
     except (TypeError, ValueError) as exc:
-        raise MatryIndexError(f"relevance must be (query row, corpus row, score) triples: {exc}") from None
+        raise InvalidInput(f"relevance must be (query row, corpus row, score) triples: {exc}") from None
     if not triples:
-        raise MatryIndexError("relevance is empty: supervised training needs (query, doc, score) triples")
+        raise InvalidInput("relevance is empty: supervised training needs (query, doc, score) triples")
     bad = [(q, d) for q, d, _ in triples if not (0 <= q < n_queries and 0 <= d < n_docs)]
     if bad:
-        raise MatryIndexError(f"relevance refers to rows outside queries/corpus, e.g. {bad[0]}")
+        raise InvalidInput(f"relevance refers to rows outside queries/corpus, e.g. {bad[0]}")
     return triples
 
 
@@ -89,12 +90,12 @@ def fit_supervised(corpus: Any, queries: Any, relevance: Sequence[tuple[int, int
     cfg = _settings(config, overrides)
     corpus = normalize_rows(as_matrix(corpus, name="corpus"))
     if len(corpus) < 2:
-        raise MatryIndexError("need at least 2 corpus embeddings to train an adaptor")
+        raise InvalidInput("need at least 2 corpus embeddings to train an adaptor")
     dim = corpus.shape[1]
     queries = normalize_rows(as_matrix(queries, dim=dim, name="queries"))
     triples = _checked_relevance(relevance, len(queries), len(corpus))
     if base is not None and base.dim != dim:
-        raise MatryIndexError(f"base adaptor is {base.dim}-d, embeddings are {dim}-d")
+        raise InvalidInput(f"base adaptor is {base.dim}-d, embeddings are {dim}-d")
     training = _training()
     start = time.perf_counter()
     if base is None:

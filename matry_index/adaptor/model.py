@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from .._fs import atomic_directory, recover_directory
-from .._validation import MatryIndexError, as_matrix, check_levels, normalize_rows
+from .._validation import as_matrix, check_levels, normalize_rows
+from ..errors import AdaptorMismatchError, Corrupt, InvalidInput
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "adaptor.json"
@@ -36,10 +37,6 @@ def is_saved_adaptor(directory: Path) -> bool:
         return json.loads((directory / CONFIG_FILE).read_text()).get("kind") == "matryoshka-adaptor"
     except (OSError, ValueError, AttributeError):
         return False
-
-
-class AdaptorMismatchError(MatryIndexError):
-    """An index and an adaptor (or two adaptors) that do not belong together."""
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
@@ -67,20 +64,20 @@ class MatryoshkaAdaptor:
         self.levels = check_levels(levels, self.dim)
         self.rotation = None if rotation is None else np.asarray(rotation, np.float32)
         if self.rotation is not None and self.rotation.shape != (self.dim, self.dim):
-            raise MatryIndexError(f"rotation must be ({dim}, {dim}); got {self.rotation.shape}")
+            raise InvalidInput(f"rotation must be ({dim}, {dim}); got {self.rotation.shape}")
         mlp = (w1, b1, w2, b2)
         if any(p is None for p in mlp) and not all(p is None for p in mlp):
-            raise MatryIndexError("w1, b1, w2, b2 must be given together")
+            raise InvalidInput("w1, b1, w2, b2 must be given together")
         self.w1, self.b1, self.w2, self.b2 = (None if p is None else np.asarray(p, np.float32) for p in mlp)
         if self.w1 is not None:
             hidden = self.w1.shape[1]
             expected = {"w1": (self.dim, hidden), "b1": (hidden,), "w2": (hidden, self.dim), "b2": (self.dim,)}
             for name, shape in expected.items():
                 if getattr(self, name).shape != shape:
-                    raise MatryIndexError(f"{name} must have shape {shape}; got {getattr(self, name).shape}")
+                    raise InvalidInput(f"{name} must have shape {shape}; got {getattr(self, name).shape}")
         for name, arr in self._arrays().items():
             if not np.isfinite(arr).all():
-                raise MatryIndexError(f"adaptor {name} holds NaN or inf weights: it would turn every "
+                raise InvalidInput(f"adaptor {name} holds NaN or inf weights: it would turn every "
                                       "vector into NaN; refit or restore the adaptor")
         self.settings = dict(settings or {})
         self._hash: str | None = None
@@ -116,7 +113,7 @@ class MatryoshkaAdaptor:
     def transform_prefix(self, x: np.ndarray, m: int) -> np.ndarray:
         """First ``m`` adapted coordinates, re-normalised (cosine = inner product)."""
         if not 0 < m <= self.dim:
-            raise MatryIndexError(f"prefix {m} is outside 1..{self.dim}")
+            raise InvalidInput(f"prefix {m} is outside 1..{self.dim}")
         return normalize_rows(np.ascontiguousarray(self.transform(x)[:, :m]))
 
     # --- identity and persistence -------------------------------------------------------
@@ -153,27 +150,31 @@ class MatryoshkaAdaptor:
     def load(cls, directory: str | Path) -> "MatryoshkaAdaptor":
         """Load an adaptor saved by :meth:`save`; anything else is refused with a clear error."""
         directory = Path(directory)
-        recover_directory(directory)
+        recover_directory(directory, is_saved_adaptor)
         cfg_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         if not cfg_path.is_file() or not weights_path.is_file():
-            raise MatryIndexError(f"{directory} is not a saved adaptor (no {CONFIG_FILE} / {WEIGHTS_FILE})")
+            raise InvalidInput(f"{directory} is not a saved adaptor (no {CONFIG_FILE} / {WEIGHTS_FILE})")
+        if any(p.is_symlink() for p in (cfg_path, weights_path)):
+            raise Corrupt(f"{directory}: a saved adaptor holds plain files, not symbolic links")
         try:
-            cfg = json.loads(cfg_path.read_text())
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
             with np.load(weights_path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            raise MatryIndexError(f"{directory} holds a corrupt adaptor: {exc}") from None
-        if cfg.get("kind") != "matryoshka-adaptor" or cfg.get("format_version") != FORMAT_VERSION:
-            raise MatryIndexError(f"{directory} is not a matry_index adaptor (format {cfg.get('format_version')})")
+            raise Corrupt(f"{directory} holds a corrupt adaptor: {exc}") from None
+        if not isinstance(cfg, dict) or cfg.get("kind") != "matryoshka-adaptor" \
+                or cfg.get("format_version") != FORMAT_VERSION:
+            version = cfg.get("format_version") if isinstance(cfg, dict) else None
+            raise Corrupt(f"{directory} is not a matry_index adaptor (format {version!r})")
         unknown = set(arrays) - {"rotation", "w1", "b1", "w2", "b2"}
         if unknown:
-            raise MatryIndexError(f"{directory} holds unknown adaptor arrays {sorted(unknown)}")
+            raise Corrupt(f"{directory} holds unknown adaptor arrays {sorted(unknown)}")
         try:
             adaptor = cls(cfg["dim"], tuple(cfg["levels"]), settings=cfg.get("settings"), **arrays)
-        except (KeyError, TypeError) as exc:
-            raise MatryIndexError(f"{directory} holds a corrupt adaptor config: {exc!r}") from None
+        except (KeyError, TypeError, ValueError) as exc:  # InvalidInput is a ValueError
+            raise Corrupt(f"{directory} holds a corrupt adaptor: {exc}") from None
         if adaptor.content_hash != cfg.get("hash"):
-            raise MatryIndexError(f"{directory}: weights do not match the recorded hash (corrupt or edited)")
+            raise Corrupt(f"{directory}: weights do not match the recorded hash (corrupt or edited)")
         return adaptor
 
     def check_compatible(self, other: "MatryoshkaAdaptor") -> None:

@@ -24,7 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .._validation import MatryIndexError, clip_levels, normalize_rows
+from .._validation import clip_levels, normalize_rows
+from ..errors import InvalidInput
 from ..evaluation.baselines import PCARotation
 from ..evaluation.retrieval import exact_search
 from . import losses
@@ -272,7 +273,7 @@ def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr
     """Adam steps with periodic evaluation; keeps the best state (higher score is better)."""
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
-        raise MatryIndexError("nothing to train: set hidden > 0 or rotation='pca-learned'")
+        raise InvalidInput("nothing to train: set hidden > 0 or rotation='pca-learned'")
     opt = torch.optim.Adam(params, lr=lr)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_steps)
                 if cfg.lr_schedule == "cosine" else None)

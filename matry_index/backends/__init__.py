@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .._validation import MatryIndexError
+from .._extras import require
+from ..errors import Corrupt, InvalidInput
 from .base import Backend, Hit, Record, SavedBackend
 
 KINDS = ("faiss", "qdrant", "qdrant-edge")
@@ -19,13 +20,16 @@ def _backend_class(kind: str):
     if kind == "faiss":
         from .faiss import FaissBackend
         return FaissBackend
+    if kind in ("qdrant", "qdrant-edge"):
+        require("qdrant_client" if kind == "qdrant" else "qdrant_edge", f"the {kind} backend")
+        require("tenacity", f"the {kind} backend")
     if kind == "qdrant":
         from .qdrant import QdrantBackend
         return QdrantBackend
     if kind == "qdrant-edge":
         from .qdrant_edge import QdrantEdgeBackend
         return QdrantEdgeBackend
-    raise MatryIndexError(f"unknown backend {kind!r}; use one of {KINDS}")
+    raise InvalidInput(f"unknown backend {kind!r}; use one of {KINDS}")
 
 
 def create(kind: str, dim: int, levels: tuple[int, ...], adaptor_hash: str | None = None,
@@ -43,12 +47,14 @@ def open_saved(kind: str, directory: Path, dim: int, levels: tuple[int, ...], op
     """Reopen a backend saved by an index; ``connection`` overrides what the save recorded
     (a moved shard's ``path``, a server's ``url`` and ``api_key``)."""
     if not isinstance(options, dict):
-        raise MatryIndexError(f"{directory}: the saved backend options are not an object")
+        raise Corrupt(f"{directory}: the saved backend options are not an object")
+    if kind not in KINDS:
+        raise Corrupt(f"{directory}: the save names an unknown backend {kind!r}")
     try:
         return _backend_class(kind).open(SavedBackend(directory, dim, tuple(levels), dict(options), adaptor_hash,
                                                       dict(connection or {})))
     except TypeError as exc:  # an option the backend does not take, saved or passed
-        raise MatryIndexError(f"{directory}: cannot reopen the {kind} backend with these options: {exc}") from None
+        raise Corrupt(f"{directory}: cannot reopen the {kind} backend with these options: {exc}") from None
 
 
 __all__ = ["Backend", "Hit", "Record", "SavedBackend", "KINDS", "create", "open_saved"]

@@ -63,6 +63,11 @@ class Backend(Protocol):
     where: str  # a human name of where the data lives ("in process", a path, a URL)
     dim: int
     levels: tuple[int, ...]
+    #: whether the records live in a store of the engine's own that outlives the process (an Edge
+    #: shard, a local-mode folder, a server) rather than in memory and in the index's save
+    keeps_own_data: bool
+    #: the random id such a store carries (None for the others, and for stores made before ids)
+    store_id: str | None
 
     @classmethod
     def open(cls, saved: SavedBackend) -> "Backend":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ import faiss
 import numpy as np
 
 from .. import kernels
-from .._validation import MatryIndexError, normalize_rows
+from .._validation import check_bool, check_choice, check_int, check_number, normalize_rows
+from ..errors import Corrupt, InvalidInput, MatryIndexError
 from ..filters import Node, matches
 from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
@@ -39,6 +41,9 @@ IVF_ENCODINGS = ("flat", "sq8")
 HNSW_QUANTIZER_FROM = 1024  # lists; below this a flat scan of the centroids is cheap enough
 QUERY_BLOCK = 256           # queries per funnel pass: bounds the (queries × candidates × m) gather
 TRAIN_PER_LIST = 256        # k-means needs no more than a few hundred points per IVF list
+#: the options a save records and a load reads back (see FaissBackend.open)
+SAVED_OPTIONS = ("coarse", "hnsw_m", "ef_construction", "flat_threshold", "nlist", "nprobe", "ivf_encoding",
+                 "compact_fraction", "exact_fraction", "deferred_build", "vector_storage")
 
 
 def default_nlist(n: int) -> int:
@@ -46,11 +51,17 @@ def default_nlist(n: int) -> int:
     return max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39 or 1))
 
 
+def ivf_lists(wanted: int | None, n: int) -> int:
+    """The lists an IVF index over ``n`` vectors gets: ``wanted`` (default :func:`default_nlist`),
+    but never more than there are vectors to train them on (a delete can leave a few rows)."""
+    return max(1, min(wanted or default_nlist(n), n))
+
+
 def new_coarse_index(kind: str, m: int, options: dict[str, Any], train_on: np.ndarray,
                      n_total: int | None = None) -> faiss.Index:
     """An empty coarse index of ``kind`` over ``m``-d prefixes for ``n_total`` vectors (default:
     as many as ``train_on``); an IVF index is trained on ``train_on`` (the caller samples at most
-    :data:`TRAIN_PER_LIST` per list)."""
+    :data:`TRAIN_PER_LIST` per list) and has at most one list per training vector."""
     n_total = len(train_on) if n_total is None else n_total
     if kind == "flat":
         return faiss.IndexFlatIP(m)
@@ -58,10 +69,7 @@ def new_coarse_index(kind: str, m: int, options: dict[str, Any], train_on: np.nd
         index = faiss.IndexHNSWFlat(m, options["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = options["ef_construction"]
         return index
-    nlist = options["nlist"] or default_nlist(n_total)
-    if len(train_on) < nlist:
-        raise MatryIndexError(f"an IVF coarse index with {nlist} lists needs at least {nlist} "
-                              f"vectors in its first add; got {len(train_on)}")
+    nlist = ivf_lists(options["nlist"], min(n_total, len(train_on)))
     if nlist >= HNSW_QUANTIZER_FROM:
         quantizer = faiss.IndexHNSWFlat(m, 32, faiss.METRIC_INNER_PRODUCT)
     else:
@@ -131,6 +139,8 @@ class FaissBackend:
 
     kind = "faiss"
     where = "in process"
+    keeps_own_data = False  # its records live in memory and in the index's save
+    store_id = None
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, adaptor_hash: str | None = None,
                  coarse: str = "auto", hnsw_m: int = 32, ef_construction: int = 80,
@@ -139,17 +149,19 @@ class FaissBackend:
                  exact_fraction: float = 0.02, deferred_build: bool = False,
                  vector_storage: str = "memory", scratch_dir: str | Path | None = None):
         # adaptor_hash: FAISS lives inside the index directory, whose manifest records it
-        if coarse not in COARSE_KINDS:
-            raise MatryIndexError(f"coarse must be one of {COARSE_KINDS}; got {coarse!r}")
-        if ivf_encoding not in IVF_ENCODINGS:
-            raise MatryIndexError(f"ivf_encoding must be one of {IVF_ENCODINGS}; got {ivf_encoding!r}")
         storage = vector_storage_of(vector_storage, scratch_dir)
         self.dim, self.levels = int(dim), tuple(levels)
         self.coarse_dim = self.levels[0]
-        self.options = {"coarse": coarse, "hnsw_m": hnsw_m, "ef_construction": ef_construction,
-                        "flat_threshold": flat_threshold, "nlist": nlist, "nprobe": nprobe,
-                        "ivf_encoding": ivf_encoding, "compact_fraction": compact_fraction,
-                        "exact_fraction": exact_fraction, "deferred_build": deferred_build,
+        self.options = {"coarse": check_choice(coarse, "coarse", COARSE_KINDS),
+                        "hnsw_m": check_int(hnsw_m, "hnsw_m", 2, 256),
+                        "ef_construction": check_int(ef_construction, "ef_construction", 1, 1 << 14),
+                        "flat_threshold": check_int(flat_threshold, "flat_threshold", 0, 1 << 40),
+                        "nlist": None if nlist is None else check_int(nlist, "nlist", 1, 1 << 22),
+                        "nprobe": check_int(nprobe, "nprobe", 1, 1 << 22),
+                        "ivf_encoding": check_choice(ivf_encoding, "ivf_encoding", IVF_ENCODINGS),
+                        "compact_fraction": check_number(compact_fraction, "compact_fraction", 0, 1, low_open=True),
+                        "exact_fraction": check_number(exact_fraction, "exact_fraction", 0, 1),
+                        "deferred_build": check_bool(deferred_build, "deferred_build"),
                         "vector_storage": vector_storage}
         self._lock = threading.RLock()
         self.rows = RowStore(self.dim, self.levels, storage)
@@ -180,12 +192,17 @@ class FaissBackend:
     def _rebuild_coarse(self) -> None:
         """(Re)build the coarse index over rows 0..n-1 (labels = row numbers), a block of
         prefixes at a time (an IVF index trains on a sample), so a rebuild never copies
-        every row's prefix at once."""
+        every row's prefix at once. With no rows there is no coarse index (an IVF index cannot
+        be trained on nothing); the next add builds one."""
         n = self.rows.n
         kind = self._wanted_coarse_kind(len(self))
+        self._params_cache.clear()  # parameters may depend on the index's shape (IVF lists)
+        if n == 0:
+            self._coarse, self._coarse_kind = None, kind
+            return
         train_on = np.empty((0, self.coarse_dim), np.float32)
         if kind == "ivf":
-            nlist = self.options["nlist"] or default_nlist(n)
+            nlist = ivf_lists(self.options["nlist"], n)
             wanted = min(n, TRAIN_PER_LIST * nlist)
             rows = np.sort(np.random.default_rng(0).choice(n, wanted, replace=False)) if wanted < n else slice(0, n)
             train_on = self._coarse_vectors(rows)
@@ -193,7 +210,17 @@ class FaissBackend:
         for s in range(0, n, kernels.STREAM_ROWS):
             index.add(self._coarse_vectors(slice(s, min(n, s + kernels.STREAM_ROWS))))
         self._coarse, self._coarse_kind = index, kind
-        self._params_cache.clear()  # parameters may depend on the index's shape (IVF lists)
+
+    def _outgrown(self) -> bool:
+        """Whether the IVF index has too few lists for the rows there are now, so that it is
+        retrained rather than added to: one trained on a few rows (a delete that emptied most
+        of the index, a first add of a handful) gets the lists it was asked for once there are
+        rows enough; with the default list count (~4·√n) it is retrained each time the count it
+        wants doubles, so a growing index is retrained a logarithmic number of times."""
+        if self._coarse_kind != "ivf" or self._coarse is None:
+            return False
+        trained, wanted = int(self._coarse.nlist), ivf_lists(self.options["nlist"], self.rows.n)
+        return trained < wanted if self.options["nlist"] else 2 * trained <= wanted
 
     def _sync_coarse(self) -> None:
         """Bring the coarse index up to date with the stored rows (add the missing ones, or
@@ -201,7 +228,7 @@ class FaissBackend:
         state = (self.rows.version, self.rows.n)
         if self._synced == state and self._coarse is not None:
             return  # no rows written since the last sync: every search passes here
-        if self._coarse is None or self._wanted_coarse_kind(len(self)) != self._coarse_kind:
+        if self._coarse is None or self._wanted_coarse_kind(len(self)) != self._coarse_kind or self._outgrown():
             self._rebuild_coarse()
         elif self._coarse.ntotal < self.rows.n:
             self._coarse.add(self._coarse_vectors(slice(self._coarse.ntotal, self.rows.n)))
@@ -235,7 +262,13 @@ class FaissBackend:
     def delete(self, ids: list[UserId], keys: np.ndarray) -> None:
         with self._lock:
             self.rows.tombstone(keys)
-            self._maybe_compact()
+            try:
+                self._maybe_compact()
+            except MatryIndexError as exc:
+                # the delete itself is complete (the rows are tombstones, which every search
+                # skips); only the clean-up failed, and the next write or save retries it
+                warnings.warn(f"records deleted; compacting the index failed and will be retried: {exc}",
+                              RuntimeWarning, stacklevel=3)
 
     def _maybe_compact(self) -> None:
         dead = self.rows.dead
@@ -243,10 +276,19 @@ class FaissBackend:
             self.compact()
 
     def compact(self) -> None:
-        """Drop tombstoned rows and rebuild the coarse index (row numbers change)."""
+        """Drop tombstoned rows and rebuild the coarse index (row numbers change).
+
+        The rows move only once their new storage is secured (a full disk fails before anything
+        moves); if rebuilding the coarse index then fails, it is dropped and rebuilt by the next
+        search, so it never points at rows that moved."""
         with self._lock:
             self.rows.compact()
-            self._rebuild_coarse()
+            try:
+                self._rebuild_coarse()
+            except BaseException:
+                self._coarse, self._synced = None, None
+                self._params_cache.clear()
+                raise
 
     # --- reads -----------------------------------------------------------------------------
     def get(self, ids: list[UserId], keys: np.ndarray) -> list[Record | None]:
@@ -304,7 +346,8 @@ class FaissBackend:
     def _search_params(self, count: int, plan: FunnelPlan, sel=None):
         """Coarse search parameters, cached when there is no selector (building the SWIG
         objects costs more than a small IVF search)."""
-        ef, nprobe = plan.ef_for(count), plan.nprobe or self.options["nprobe"]
+        ef = min(plan.ef_for(count), max(count, self.rows.n))  # a walk wider than the index finds nothing more
+        nprobe = plan.nprobe or self.options["nprobe"]
         key = (self._coarse_kind, ef if self._coarse_kind == "hnsw" else 0,
                nprobe if self._coarse_kind == "ivf" else 0)
         params = self._params_cache.get(key) if sel is None else None
@@ -402,40 +445,49 @@ class FaissBackend:
         """Rebuild the backend from the files :meth:`save` wrote (plain data: arrays, JSON and a
         FAISS index, checked for shape against the manifest).
 
-        The only connection options are how to hold the vectors: ``vector_storage`` (overrides
-        the saved choice) and ``scratch_dir``. An "mmap" index maps the saved ``vectors.npy``
-        read-only and first copies it to a scratch file when it is written to.
+        The saved options are those :meth:`save` writes, each checked as a constructor argument
+        is (a crafted value is :class:`Corrupt`, never a resource grab); any other key, notably
+        a ``scratch_dir`` (where a loaded index writes is the caller's to say), is refused. The connection options are how to hold the vectors:
+        ``vector_storage`` (overrides the saved choice) and ``scratch_dir``. An "mmap" index maps
+        the saved ``vectors.npy`` read-only and first copies it to a scratch file when it is
+        written to.
         """
-        directory, dim, levels, options, connection = (saved.directory, saved.dim, saved.levels,
-                                                       saved.options, saved.connection)
+        directory, dim, levels, connection = saved.directory, saved.dim, saved.levels, saved.connection
         unknown = set(connection) - {"vector_storage", "scratch_dir"}
         if unknown:
-            raise MatryIndexError(f"a FAISS index takes no connection options but vector_storage and "
-                                  f"scratch_dir; got {sorted(unknown)}")
-        opts = {**options, **connection}
-        coarse_kind = opts.pop("coarse_kind", "flat")
-        if coarse_kind not in ("flat", "hnsw", "ivf"):
-            raise MatryIndexError(f"{directory}: unknown coarse index kind {coarse_kind!r}")
+            raise InvalidInput(f"a FAISS index takes no connection options but vector_storage and "
+                               f"scratch_dir; got {sorted(unknown)}")
+        unknown = set(saved.options) - set(SAVED_OPTIONS) - {"coarse_kind"}
+        if unknown:  # e.g. a scratch_dir: where a loaded index writes is the caller's to say
+            raise Corrupt(f"{directory}: the save holds FAISS options a save never writes: {sorted(unknown)}")
+        options = {k: v for k, v in saved.options.items() if k in SAVED_OPTIONS}
+        coarse_kind = saved.options.get("coarse_kind", "flat")
+        if coarse_kind not in COARSE_KINDS[1:]:
+            raise Corrupt(f"{directory}: unknown coarse index kind {coarse_kind!r}")
         try:
-            backend = cls(dim, levels, **opts)
-        except TypeError as exc:
-            raise MatryIndexError(f"{directory}: unknown FAISS backend options: {exc}") from None
+            cls(dim, levels, **options)  # the saved options alone, so that a bad one is the save's fault
+        except InvalidInput as exc:
+            raise Corrupt(f"{directory}: the saved FAISS options are invalid: {exc}") from None
+        backend = cls(dim, levels, **{**options, **connection})
         mapped = backend.options["vector_storage"] == "mmap"
         ids, metadata, vectors = read_records(directory, dim, mmap=mapped)
         if not _unit_rows(vectors):
             vectors = normalize_rows(vectors)  # saved before rows were normalised
         backend.rows = RowStore.from_records(dim, backend.levels, ids, metadata, vectors, backend.rows.storage)
-        if len(backend.rows) != len(ids):
-            raise MatryIndexError(f"{directory}: the saved records repeat an id")
         coarse_path = directory / "coarse.faiss"
         if coarse_path.exists():
             try:
                 coarse = faiss.read_index(str(coarse_path))
             except RuntimeError as exc:
-                raise MatryIndexError(f"{coarse_path}: corrupt FAISS index: {exc}") from None
+                raise Corrupt(f"{coarse_path}: corrupt FAISS index: {exc}") from None
+            expected = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSW, "ivf": faiss.IndexIVF}[coarse_kind]
+            typed = faiss.downcast_index(coarse)  # a view: ``coarse`` keeps owning the index
+            if not isinstance(typed, expected):
+                raise Corrupt(f"{coarse_path} holds a {type(typed).__name__}, not the {coarse_kind} index "
+                              "the manifest names")
             if coarse.ntotal != len(ids) or coarse.d != backend.coarse_dim:
-                raise MatryIndexError(f"{coarse_path} holds {coarse.ntotal} vectors of {coarse.d}-d; "
-                                      f"the manifest expects {len(ids)} of {backend.coarse_dim}-d")
+                raise Corrupt(f"{coarse_path} holds {coarse.ntotal} vectors of {coarse.d}-d; "
+                              f"the manifest expects {len(ids)} of {backend.coarse_dim}-d")
             backend._coarse, backend._coarse_kind = coarse, coarse_kind
         return backend
 

@@ -10,7 +10,7 @@ inside every prefetch.
 
 The collection's ``metadata`` records the schema and the adaptor's hash; opening an existing
 collection checks both. Calls that fail with a transport error are retried with backoff, and
-a server that stays unreachable raises :class:`MatryIndexError` naming the URL.
+a server that stays unreachable raises :class:`~matry_index.errors.Unavailable` naming the URL.
 
 Local mode (``location=":memory:"`` or ``path=...``) runs the same code against a pure-Python
 emulation that scans everything: right for tests and small data, never for latency figures.
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import math
+import json
 import os
 import pickle
 import sqlite3
@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-from .._fs import require_free_space
-from .._validation import MatryIndexError
+from .._fs import require_free_space, storage_error
+from .._validation import check_bool, check_int, check_number
+from ..errors import Conflict, Corrupt, InvalidInput, Unavailable
 from ..filters import Node
 from ..funnel import FunnelPlan
 from . import qdrant_common as qc
@@ -108,18 +109,54 @@ def verify_local_storage(path: str | Path) -> None:
             finally:
                 con.close()
         except sqlite3.Error as exc:
-            raise MatryIndexError(f"cannot read Qdrant local storage {db}: {exc}") from None
+            raise Corrupt(f"cannot read Qdrant local storage {db}: {exc}") from None
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
                 KeyError) as exc:
-            raise MatryIndexError(f"refusing to open Qdrant local storage {path}: {db.name} in "
+            raise Corrupt(f"refusing to open Qdrant local storage {path}: {db.name} in "
                                   f"{db.parent.name!r} holds something other than Qdrant points ({exc}); "
                                   "a local-mode folder is code when opened, so only open your own") from None
 
 
-def _timeout(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise MatryIndexError(f"timeout must be a positive number of seconds; got {value!r}")
-    return float(value)
+#: the options a save records and a load reads back (the store id aside)
+SAVED_OPTIONS = ("collection", "url", "path", "location", "timeout", "retries", "shard_number",
+                 "replication_factor", "write_consistency_factor", "on_disk", "quantization", "payload_indexes",
+                 "hnsw_m", "ef_construct", "batch_size", "prefer_grpc")
+
+
+def _optional_count(value: Any, name: str, high: int) -> int | None:
+    return None if value is None else check_int(value, name, 1, high)
+
+
+def local_store_id(path: str, collection: str) -> str | None:
+    """The store id a local-mode folder's collection carries, read from its plain-JSON
+    ``meta.json`` without opening the folder (None where there is none to read)."""
+    try:
+        meta = json.loads((Path(path) / "meta.json").read_text(encoding="utf-8"))
+        found = meta["collections"][collection]["metadata"]["matry_index"]["store_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _checked_options(**o: Any) -> dict[str, Any]:
+    """The constructor's options, each checked against bounds that no real use comes near:
+    options are also read back from saves, and a crafted one must not take a process's
+    resources (a batch of a billion points, a day-long timeout, thousands of retries)."""
+    if not isinstance(o["collection"], str) or not o["collection"] or len(o["collection"]) > 255:
+        raise InvalidInput(f"collection must be a non-empty name of at most 255 characters; got {o['collection']!r}")
+    for name in ("url", "path"):
+        if o[name] is not None and not isinstance(o[name], str):
+            raise InvalidInput(f"{name} must be a string; got {o[name]!r}")
+    return {**o, "timeout": check_number(o["timeout"], "timeout", 0, 3600, low_open=True),
+            "retries": check_int(o["retries"], "retries", 1, 20),
+            "shard_number": _optional_count(o["shard_number"], "shard_number", 1 << 16),
+            "replication_factor": _optional_count(o["replication_factor"], "replication_factor", 1 << 10),
+            "write_consistency_factor": _optional_count(o["write_consistency_factor"], "write_consistency_factor",
+                                                        1 << 10),
+            "hnsw_m": check_int(o["hnsw_m"], "hnsw_m", 2, 256),
+            "ef_construct": check_int(o["ef_construct"], "ef_construct", 4, 1 << 14),
+            "batch_size": check_int(o["batch_size"], "batch_size", 1, 1 << 16),
+            "prefer_grpc": check_bool(o["prefer_grpc"], "prefer_grpc")}
 
 
 class QdrantBackend(qc.QdrantStore):
@@ -153,22 +190,23 @@ class QdrantBackend(qc.QdrantStore):
                  hnsw_m: int = qc.HNSW_M, ef_construct: int = qc.EF_CONSTRUCT,
                  batch_size: int = 256, prefer_grpc: bool = False, client: QdrantClient | None = None,
                  async_client: AsyncQdrantClient | None = None, must_exist: bool = False):
+        if location not in (None, ":memory:"):  # qdrant-client reads any other location as a server's URL
+            if url:
+                raise InvalidInput("give a server as url= or as location=, not both")
+            url, location = str(location), None
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
         self.names = qc.vector_names(self.levels)
-        self.collection, self.batch_size, self.retries = collection, int(batch_size), int(retries)
         self.layout = qc.Layout(quantization, on_disk)
-        payload_indexes = qc.check_payload_indexes(payload_indexes)
-        if self.batch_size <= 0 or self.retries <= 0:
-            raise MatryIndexError("batch_size and retries must be positive")
-        timeout = _timeout(timeout)
-        self.options = {"collection": collection, "url": url, "path": str(path) if path else None,
-                        "location": location, "timeout": timeout, "retries": retries,
-                        "shard_number": shard_number, "replication_factor": replication_factor,
-                        "write_consistency_factor": write_consistency_factor, "on_disk": on_disk,
-                        "quantization": quantization, "payload_indexes": payload_indexes, "hnsw_m": hnsw_m,
-                        "ef_construct": ef_construct, "batch_size": batch_size, "prefer_grpc": prefer_grpc}
-        self.where = f"Qdrant collection {collection!r} at {url or path or location or ':memory:'}"
+        self.options = _checked_options(
+            collection=collection, url=url, path=str(path) if path else None, location=location, timeout=timeout,
+            retries=retries, shard_number=shard_number, replication_factor=replication_factor,
+            write_consistency_factor=write_consistency_factor, on_disk=on_disk, quantization=quantization,
+            payload_indexes=qc.check_payload_indexes(payload_indexes), hnsw_m=hnsw_m, ef_construct=ef_construct,
+            batch_size=batch_size, prefer_grpc=prefer_grpc)
+        self.collection, self.batch_size, self.retries = collection, self.options["batch_size"], self.options["retries"]
+        self.where = f"Qdrant collection {collection!r} at {url or path or ':memory:'}"
         self.in_memory = client is None and not url and not path
+        self.keeps_own_data = not self.in_memory
         self.client_is_local = client is None and not url
         self._lock = threading.RLock()
         # local mode is a single-threaded Python emulation: reads take the lock too; a server
@@ -176,44 +214,60 @@ class QdrantBackend(qc.QdrantStore):
         self._read_lock = nullcontext() if (url and client is None) else self._lock
         # never saved (options are): the async client is made from these when first needed
         self._connect = {"url": url, "api_key": api_key or os.environ.get("QDRANT_API_KEY"),
-                         "timeout": timeout, "prefer_grpc": prefer_grpc} if url and client is None else None
+                         "timeout": self.options["timeout"], "prefer_grpc": prefer_grpc} \
+            if url and client is None else None
         self._given_async_client = async_client
         self._async_client: tuple[asyncio.AbstractEventLoop, AsyncQdrantClient] | None = None
         if client is not None:
             self.client = client
             self.where = f"Qdrant collection {collection!r} (given client)"
-        elif url:
-            self.client = QdrantClient(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY"),
-                                       timeout=timeout, prefer_grpc=prefer_grpc)
-        elif path:
-            if must_exist and not (Path(path) / "meta.json").is_file():
-                raise MatryIndexError(f"no Qdrant local storage at {path} (was it moved or deleted?); "
-                                      "pass its new location as path=")
-            folder = Path(path)
-            if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / "meta.json").is_file())):
-                raise MatryIndexError(f"{path} already holds files that are not Qdrant local storage "
-                                      "(nothing was written); give a new or empty directory")
-            verify_local_storage(path)
-            folder.mkdir(parents=True, exist_ok=True)
-            self.client = self._local(path=str(path))
         else:
-            self.client = self._local(location=location or ":memory:")
-        if self._call(self.client.collection_exists, collection):
-            info = self._call(self.client.get_collection, collection)
-            qc.check_metadata(info.config.metadata, self.dim, self.levels, adaptor_hash, self.where)
-        elif must_exist and not self.in_memory:
-            raise MatryIndexError(f"{self.where} does not exist (was it deleted, or is this the wrong "
-                                  "server?); nothing was created")
-        else:
-            self._create()
+            self.client = self._new_client(must_exist)
+        self._open_collection(must_exist)
         self._replay_journal()
-        self._index_payload(payload_indexes)
+        self._index_payload(self.options["payload_indexes"])
+
+    def _new_client(self, must_exist: bool) -> QdrantClient:
+        """A client for the server, the local-mode folder (checked before qdrant-client
+        unpickles anything in it) or an in-memory collection."""
+        if self._connect is not None:
+            return QdrantClient(**self._connect)
+        path = self.options["path"]
+        if not path:
+            return self._local(location=":memory:")
+        folder = Path(path)
+        if must_exist and not (folder / "meta.json").is_file():
+            raise InvalidInput(f"no Qdrant local storage at {path} (was it moved or deleted?); "
+                               "pass its new location as path=")
+        if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / "meta.json").is_file())):
+            raise InvalidInput(f"{path} already holds files that are not Qdrant local storage "
+                               "(nothing was written); give a new or empty directory")
+        verify_local_storage(path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, f"create {path}") from exc
+        return self._local(path=str(path))
+
+    def _open_collection(self, must_exist: bool) -> None:
+        """Check an existing collection's schema and adaptor (and read its store id), or create
+        it — never in place of one that should exist (``must_exist``)."""
+        if self._call(self.client.collection_exists, self.collection):
+            info = self._call(self.client.get_collection, self.collection)
+            self.store_id = qc.check_metadata(info.config.metadata, self.dim, self.levels, self.adaptor_hash,
+                                              self.where)
+        elif must_exist and not self.in_memory:
+            raise InvalidInput(f"{self.where} does not exist (was it deleted, or is this the wrong "
+                               "server?); nothing was created")
+        else:
+            self.store_id = qc.new_store_id()
+            self._create()
 
     def _local(self, **kwargs: Any) -> QdrantClient:
         try:
             return QdrantClient(**kwargs)
         except RuntimeError as exc:  # the storage folder is locked by another client
-            raise MatryIndexError(f"cannot open Qdrant local storage: {exc}") from None
+            raise Conflict(f"cannot open Qdrant local storage: {exc}") from None
 
     def _retry_policy(self) -> dict[str, Any]:
         return {"stop": stop_after_attempt(max(1, self.retries)), "wait": wait_exponential(multiplier=0.2, max=5),
@@ -222,7 +276,7 @@ class QdrantBackend(qc.QdrantStore):
     def _unreachable(self, exc: Exception) -> None:
         """Raise the clear error for a transport failure that outlasted the retries."""
         if _transient(exc):
-            raise MatryIndexError(f"{self.where} is unreachable after {self.retries} attempt(s): "
+            raise Unavailable(f"{self.where} is unreachable after {self.retries} attempt(s): "
                                   f"{type(exc).__name__}: {exc}") from exc
 
     def _call(self, fn, *args, **kwargs):
@@ -261,7 +315,7 @@ class QdrantBackend(qc.QdrantStore):
                    hnsw_config=models.HnswConfigDiff(m=o["hnsw_m"], ef_construct=o["ef_construct"]),
                    shard_number=o["shard_number"], replication_factor=o["replication_factor"],
                    write_consistency_factor=o["write_consistency_factor"],
-                   metadata=qc.collection_metadata(self.dim, self.levels, self.adaptor_hash))
+                   metadata=qc.collection_metadata(self.dim, self.levels, self.adaptor_hash, self.store_id))
 
     # --- primitives --------------------------------------------------------------------
     def _journal_path(self) -> Path | None:
@@ -359,38 +413,57 @@ class QdrantBackend(qc.QdrantStore):
                         break
                 saved_records.write_records(directory, ids, meta,
                                             np.stack(vectors) if vectors else np.empty((0, self.dim), np.float32))
-            return {**self.options, "snapshot": self.in_memory}
+            return {**self.options, "snapshot": self.in_memory, "store_id": None if self.in_memory else self.store_id}
 
     @classmethod
     def open(cls, saved: SavedBackend) -> "QdrantBackend":
         """Reopen what :meth:`save` recorded.
 
-        A saved file never chooses where requests and credentials go: a server URL is used
-        only when the caller passes ``url=`` (and ``api_key=``) or ``trust_stored_url=True``.
+        A saved file never chooses where requests and credentials go: a server (``url``, or a
+        ``location`` that is not ``":memory:"``) is used only when the caller passes ``url=``
+        (and ``api_key=``), ``client=``, or ``trust_stored_url=True``. A local-mode folder named
+        by the save is opened only if it carries the store id the save recorded (read from its
+        plain-JSON ``meta.json`` first); whatever store opens must carry that id.
         """
-        directory, dim, levels, options, adaptor_hash = (saved.directory, saved.dim, saved.levels,
-                                                          saved.options, saved.adaptor_hash)
         connection = dict(saved.connection)
-        opts = {k: v for k, v in options.items() if k != "snapshot"}
         trust = bool(connection.pop("trust_stored_url", False))
-        if opts.get("url") and "url" not in connection and "client" not in connection and not trust:
-            raise MatryIndexError(
-                f"this index lives on the Qdrant server {opts['url']!r}, as written in its saved files; "
+        opts, store_id = qc.saved_options(saved.options, SAVED_OPTIONS, saved.directory)
+        stored_server = opts.get("url") or (opts.get("location") if opts.get("location") not in (None, ":memory:") else None)
+        caller_server = any(key in connection for key in ("url", "client", "location"))
+        if stored_server and not caller_server and not trust:
+            raise InvalidInput(
+                f"this index lives on the Qdrant server {stored_server!r}, as written in its saved files; "
                 "a loaded file does not choose where to connect or send an API key: pass url=... "
                 "(and api_key=...) to load(), or trust_stored_url=True if you wrote this file yourself")
-        if "url" in connection or "client" in connection:
-            opts.update(path=None, location=None)
-        opts.update(connection)
-        if options.get("snapshot") and not connection.get("path") and not connection.get("url") \
-                and "client" not in connection:
-            backend = cls(dim, levels, adaptor_hash=adaptor_hash, **opts)
-            ids, meta, vectors = saved_records.read_records(directory, dim)
-            if ids:
-                backend.add(ids, np.zeros(len(ids), np.int64), vectors, meta)
-            if len(backend) != len(ids):
-                raise MatryIndexError(f"{directory}: the saved records repeat an id")
-            return backend
-        return cls(dim, levels, adaptor_hash=adaptor_hash, must_exist=True, **opts)
+        if caller_server:
+            opts.update(path=None, location=None, url=None)
+        if saved.options.get("snapshot") and not caller_server and not connection.get("path"):
+            return cls._restored(saved, {**opts, "url": None, "path": None, "location": None})
+        if opts.get("path") and "path" not in connection and store_id is not None \
+                and (Path(opts["path"]) / "meta.json").is_file():  # (a missing folder is reported when opened)
+            qc.check_same_store(local_store_id(opts["path"], opts.get("collection", "matry_index")), store_id,
+                                f"the Qdrant local storage at {opts['path']} named by the save")
+        backend = cls._reopened(saved, {**opts, **connection})
+        return backend.confirm_store(store_id)
+
+    @classmethod
+    def _reopened(cls, saved: SavedBackend, opts: dict) -> "QdrantBackend":
+        try:
+            return cls(saved.dim, saved.levels, adaptor_hash=saved.adaptor_hash, must_exist=True, **opts)
+        except TypeError as exc:
+            raise InvalidInput(f"cannot reopen the Qdrant collection with these options: {exc}") from None
+
+    @classmethod
+    def _restored(cls, saved: SavedBackend, opts: dict) -> "QdrantBackend":
+        """An in-memory collection filled from the save's plain-data records."""
+        try:
+            backend = cls(saved.dim, saved.levels, adaptor_hash=saved.adaptor_hash, **opts)
+        except InvalidInput as exc:
+            raise Corrupt(f"{saved.directory}: the saved Qdrant options are invalid: {exc}") from None
+        ids, meta, vectors = saved_records.read_records(saved.directory, saved.dim)
+        if ids:
+            backend.add(ids, np.zeros(len(ids), np.int64), vectors, meta)
+        return backend
 
     def storage_paths(self) -> list[Path]:
         return [Path(self.options["path"])] if self.options["path"] else []

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .._fs import atomic_write_text
-from .._validation import MatryIndexError, normalize_rows
+from .._validation import normalize_rows
+from ..errors import AdaptorMismatchError, Corrupt, InvalidInput, StorageError, Unavailable
 from ..filters import And, Condition, Node, Not, Or
 from ..funnel import RANDOM_READ_COST, CoarseCost, FunnelPlan
 from ..ids import UserId
@@ -70,9 +71,9 @@ class Layout:
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS:
-            raise MatryIndexError(f"quantization must be one of {QUANTIZATIONS}; got {self.quantization!r}")
+            raise InvalidInput(f"quantization must be one of {QUANTIZATIONS}; got {self.quantization!r}")
         if not isinstance(self.on_disk, bool):
-            raise MatryIndexError(f"on_disk must be True or False; got {self.on_disk!r}")
+            raise InvalidInput(f"on_disk must be True or False; got {self.on_disk!r}")
 
     def plan(self, levels: tuple[int, ...]) -> list[tuple[str, int, bool, bool, bool]]:
         """(name, size, has graph, quantised, originals on disk) for each named vector."""
@@ -89,6 +90,7 @@ class Layout:
 #: payload index kinds for filtered search: strings ("keyword") and numbers ("float", which
 #: holds integers too, so a range on it means what docs/filters.md says: numbers by value)
 PAYLOAD_INDEX_KINDS = ("keyword", "float")
+MAX_PAYLOAD_INDEXES = 64
 
 
 def check_payload_indexes(indexes: Any) -> dict[str, str]:
@@ -96,13 +98,15 @@ def check_payload_indexes(indexes: Any) -> dict[str, str]:
     if indexes is None:
         return {}
     if not isinstance(indexes, dict) or not all(isinstance(f, str) and f for f in indexes):
-        raise MatryIndexError(f"payload_indexes must map field names to kinds; got {indexes!r}")
+        raise InvalidInput(f"payload_indexes must map field names to kinds; got {indexes!r}")
+    if len(indexes) > MAX_PAYLOAD_INDEXES:
+        raise InvalidInput(f"at most {MAX_PAYLOAD_INDEXES} payload indexes; got {len(indexes)}")
     bad = {f: k for f, k in indexes.items() if k not in PAYLOAD_INDEX_KINDS}
     if bad:
-        raise MatryIndexError(f"payload index kinds must be one of {PAYLOAD_INDEX_KINDS}; got {bad}")
+        raise InvalidInput(f"payload index kinds must be one of {PAYLOAD_INDEX_KINDS}; got {bad}")
     reserved = {ID_FIELD, EXACT_FIELD} & set(indexes)
     if reserved:
-        raise MatryIndexError(f"{sorted(reserved)} are matry_index's own payload fields")
+        raise InvalidInput(f"{sorted(reserved)} are matry_index's own payload fields")
     return dict(indexes)
 
 
@@ -143,7 +147,7 @@ def payload_for(user_id: UserId, metadata: dict, keep_exact_floats: bool = False
     text copy of metadata that holds floats, which reads return instead."""
     for reserved in (ID_FIELD, EXACT_FIELD):
         if reserved in metadata:
-            raise MatryIndexError(f"metadata key {reserved!r} is reserved")
+            raise InvalidInput(f"metadata key {reserved!r} is reserved")
     payload = {**metadata, ID_FIELD: user_id}
     if keep_exact_floats and _has_float(metadata):
         payload[EXACT_FIELD] = json.dumps(metadata, allow_nan=False)
@@ -157,24 +161,55 @@ def split_payload(payload: dict | None) -> tuple[UserId, dict]:
     return uid, (json.loads(exact) if isinstance(exact, str) else payload)
 
 
-def collection_metadata(dim: int, levels: tuple[int, ...], adaptor_hash: str | None) -> dict:
+def collection_metadata(dim: int, levels: tuple[int, ...], adaptor_hash: str | None, store_id: str) -> dict:
+    """What a collection or shard made by matry_index records about itself: its schema, the
+    adaptor's hash and a random id that tells this store from any other (a save records it,
+    and a load refuses a store that carries another one)."""
     return {"matry_index": {"format_version": FORMAT_VERSION, "dim": dim, "levels": list(levels),
-                            "vectors": vector_names(levels), "adaptor_hash": adaptor_hash}}
+                            "vectors": vector_names(levels), "adaptor_hash": adaptor_hash, "store_id": store_id}}
+
+
+def new_store_id() -> str:
+    return uuid.uuid4().hex
 
 
 def check_metadata(found: dict | None, dim: int, levels: tuple[int, ...], adaptor_hash: str | None,
-                   where: str) -> None:
-    """Refuse a collection/shard made for another schema or adaptor."""
-    from ..adaptor.model import AdaptorMismatchError
+                   where: str) -> str | None:
+    """Refuse a collection/shard made for another schema or adaptor; its store id (None for a
+    store made before stores carried one)."""
     info = (found or {}).get("matry_index")
-    if info is None:
-        raise MatryIndexError(f"{where} exists but was not created by matry_index (no schema metadata)")
+    if not isinstance(info, dict):
+        raise InvalidInput(f"{where} exists but was not created by matry_index (no schema metadata)")
     if info.get("dim") != dim or tuple(info.get("levels", ())) != tuple(levels):
-        raise MatryIndexError(f"{where} stores levels {info.get('levels')} of {info.get('dim')}-d vectors; "
-                              f"this index needs {list(levels)} of {dim}-d")
+        raise InvalidInput(f"{where} stores levels {info.get('levels')} of {info.get('dim')}-d vectors; "
+                           f"this index needs {list(levels)} of {dim}-d")
     if info.get("adaptor_hash") != adaptor_hash:
         raise AdaptorMismatchError(f"adaptor mismatch: {where} was built with "
                                    f"{str(info.get('adaptor_hash'))[:12]}, got {str(adaptor_hash)[:12]}")
+    store_id = info.get("store_id")
+    return store_id if isinstance(store_id, str) else None
+
+
+def check_same_store(found: str | None, saved: str | None, where: str) -> None:
+    """Refuse a store other than the one a save was made with (the ids differ)."""
+    if saved is not None and found != saved:
+        raise InvalidInput(f"{where} is not the store this index was saved with (it carries store id "
+                           f"{str(found)[:12]}, the save {saved[:12]}): it was re-created, or another store "
+                           "was given; nothing was changed")
+
+
+def saved_options(options: dict, names: tuple[str, ...], where: Path,
+                  bookkeeping: tuple[str, ...] = ("store_id", "snapshot")) -> tuple[dict, str | None]:
+    """The options a save recorded that the backend reads back, and the store id it recorded.
+
+    A key the backend never writes is refused (:class:`Corrupt`): the manifest is checksummed,
+    so such a key was put there by hand, and a save must not add what the backend did not
+    choose (a host, a scratch directory, a resource knob)."""
+    unknown = set(options) - set(names) - set(bookkeeping)
+    if unknown:
+        raise Corrupt(f"{where}: the save holds backend options this backend never writes: {sorted(unknown)}")
+    store_id = options.get("store_id")
+    return {k: v for k, v in options.items() if k in names}, store_id if isinstance(store_id, str) else None
 
 
 def shared_builders(engine: Any) -> dict[str, Callable]:
@@ -323,6 +358,8 @@ class QdrantStore:
     _lock: Any
     _read_lock: Any
     keep_exact_floats = False  # see payload_for
+    keeps_own_data = True      # the collection or shard outlives the process (an in-memory one overrides)
+    store_id: str | None = None  # read from, or written to, the store's metadata when it opens
 
     # --- primitives -------------------------------------------------------------------
     def _fetch(self, pids: list, with_vectors: bool) -> list[StoredPoint]:
@@ -355,6 +392,15 @@ class QdrantStore:
 
     def _check_space(self, n_points: int, payload_bytes: int) -> None:
         """Refuse a write the disk cannot hold (engines on local disk override it)."""
+
+    def confirm_store(self, saved_id: str | None) -> "QdrantStore":
+        """This store, once it proves to be the one a save was made with (else closed and refused)."""
+        try:
+            check_same_store(self.store_id, saved_id, self.where)
+        except InvalidInput:
+            self.close()
+            raise
+        return self
 
     # --- the protocol -----------------------------------------------------------------
     def __len__(self) -> int:
@@ -443,7 +489,8 @@ class QdrantStore:
                 self._upsert_batch([_as_pid(p.pid) for p in before], level_vectors(full, self.levels),
                                    [p.payload for p in before])
         except Exception as undo_exc:
-            raise MatryIndexError(
+            kind = Unavailable if isinstance(undo_exc, Unavailable) else StorageError
+            raise kind(
                 f"{self.where}: a write failed ({exc!r}) and undoing it failed too ({undo_exc!r}): part of "
                 "that write may be stored; reopen the index once the store is healthy (a journal on local "
                 "disk is replayed then) or repeat the same write to finish it") from exc
@@ -462,10 +509,10 @@ class QdrantStore:
             before = [StoredPoint(str(p["pid"]), dict(p["payload"]), np.asarray(p["full"], np.float32))
                       for p in entry["before"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise MatryIndexError(f"{self.where}: the journal of an interrupted write ({journal}) cannot be "
+            raise Corrupt(f"{self.where}: the journal of an interrupted write ({journal}) cannot be "
                                   f"read ({exc}); the store may hold part of that write") from None
         if any(p.full.shape != (self.dim,) for p in before):
-            raise MatryIndexError(f"{self.where}: the journal {journal} does not match this store's dimension")
+            raise Corrupt(f"{self.where}: the journal {journal} does not match this store's dimension")
         self._undo(created, before, None)
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from .._fs import atomic_write_text, require_free_space, unallocated_bytes
-from .._validation import MatryIndexError
+from .._fs import atomic_write_text, require_free_space, storage_error, unallocated_bytes
+from .._validation import check_int
+from ..errors import Conflict, Corrupt, InvalidInput, MatryIndexError, StorageError
 from . import qdrant_common as qc
 from .base import Hit, SavedBackend
 
@@ -35,7 +36,7 @@ def _not_bool(value):
     """qdrant-edge-py 0.9 passes Python bools to the engine as integers, so an equality filter
     on a boolean field silently matches nothing; refuse it instead of returning no results."""
     if isinstance(value, bool):
-        raise MatryIndexError("Qdrant Edge (qdrant-edge-py 0.9) cannot filter on boolean values; "
+        raise InvalidInput("Qdrant Edge (qdrant-edge-py 0.9) cannot filter on boolean values; "
                               "store the flag as a string or an integer")
     return value
 
@@ -57,8 +58,34 @@ VOCAB = qc.Vocabulary(
         params=qe.SearchParams(exact=True) if exact else None),
 )
 META_FILE = "matry_index.json"
+
+
+def shard_metadata(path: Path) -> dict | None:
+    """What a shard directory says about itself (its ``matry_index.json``), or None."""
+    try:
+        found = json.loads((Path(path) / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise Corrupt(f"{Path(path) / META_FILE} cannot be read: {exc}") from None
+    return found if isinstance(found, dict) else None
+
+
+def _edge_error(exc: Exception, where: str) -> MatryIndexError:
+    """Edge reports every failure as a plain ``Exception`` (some as a ``TypeError`` from its
+    bindings); a lock held by another process becomes :class:`Conflict`, the rest
+    :class:`StorageError` — except what Edge refuses as input, which is :class:`InvalidInput`."""
+    text = str(exc)
+    if "lock" in text.lower() or "already in use" in text.lower():
+        return Conflict(f"{where} is held by another process (a shard is single-process): {text}")
+    if isinstance(exc, (TypeError, ValueError)) or "Vector dimension error" in text:
+        return InvalidInput(f"{where}: the engine refused the input: {text}")
+    return StorageError(f"{where}: {text}")
 JOURNAL_FILE = "matry_index.journal"
 EDGE_HEADROOM = 96 << 20  # new WAL segments and vector/payload chunks, 32 MiB each
+#: the options a save records and a load reads back (the store id aside)
+SAVED_OPTIONS = ("path", "hnsw_m", "ef_construct", "full_scan_threshold", "quantization", "on_disk",
+                 "payload_indexes", "batch_size")
 
 
 class QdrantEdgeBackend(qc.QdrantStore):
@@ -81,43 +108,58 @@ class QdrantEdgeBackend(qc.QdrantStore):
                  payload_indexes: dict[str, str] | None = None, batch_size: int = 512, must_exist: bool = False):
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
         self.layout = qc.Layout(quantization, on_disk)
-        payload_indexes = qc.check_payload_indexes(payload_indexes)
         self.names = qc.vector_names(self.levels)
-        self.path, self.batch_size = Path(path), int(batch_size)
-        if self.batch_size <= 0:
-            raise MatryIndexError("batch_size must be positive")
-        self.options = {"path": str(self.path), "hnsw_m": hnsw_m, "ef_construct": ef_construct,
-                        "full_scan_threshold": full_scan_threshold, "quantization": quantization,
-                        "on_disk": on_disk, "payload_indexes": payload_indexes, "batch_size": batch_size}
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise InvalidInput(f"path must be a directory name; got {path!r}")
+        self.path = Path(path)
+        self.options = {"path": str(self.path), "hnsw_m": check_int(hnsw_m, "hnsw_m", 2, 256),
+                        "ef_construct": check_int(ef_construct, "ef_construct", 4, 1 << 14),
+                        "full_scan_threshold": check_int(full_scan_threshold, "full_scan_threshold", 0, 1 << 40),
+                        "quantization": quantization, "on_disk": on_disk,
+                        "payload_indexes": qc.check_payload_indexes(payload_indexes),
+                        "batch_size": check_int(batch_size, "batch_size", 1, 1 << 16)}
+        self.batch_size = self.options["batch_size"]
         self.where = f"Qdrant Edge shard at {self.path}"
         self._lock = self._read_lock = threading.RLock()  # one shard handle: nothing runs alongside a write
-        shard_dir, meta_path = self.path / "shard", self.path / META_FILE
         try:
-            if meta_path.exists():
-                qc.check_metadata(json.loads(meta_path.read_text()), self.dim, self.levels, adaptor_hash, self.where)
-                if not (shard_dir / "edge_config.json").is_file():
-                    raise MatryIndexError(f"{self.where}: the shard files are missing (only {META_FILE} is there)")
-                self._check_space(0, 0)
-                self.shard = qe.EdgeShard.load(str(shard_dir))
-                self._replay_journal()
+            if (self.path / META_FILE).exists():
+                self._load()
             elif must_exist:
-                raise MatryIndexError(f"no matry_index Qdrant Edge shard at {self.path} (was it moved or "
-                                      "deleted?); pass its new location as path=; nothing was created")
+                raise InvalidInput(f"no matry_index Qdrant Edge shard at {self.path} (was it moved or "
+                                   "deleted?); pass its new location as path=; nothing was created")
             else:
-                if self.path.exists() and not self.path.is_dir():
-                    raise MatryIndexError(f"{self.path} exists and is not a directory")
-                if self.path.is_dir() and any(self.path.iterdir()):
-                    raise MatryIndexError(f"{self.path} already holds files that are not a matry_index "
-                                          "Qdrant Edge shard (nothing was written); give a new or empty directory")
-                require_free_space(self.path, EDGE_HEADROOM + (128 << 20), "a new Qdrant Edge shard")
-                shard_dir.mkdir(parents=True, exist_ok=True)
-                self.shard = qe.EdgeShard.create(str(shard_dir), self._config())
-                atomic_write_text(meta_path, json.dumps(qc.collection_metadata(self.dim, self.levels, adaptor_hash)))
-            self._index_payload(payload_indexes)
+                self._create()
+            self._index_payload(self.options["payload_indexes"])
         except MatryIndexError:
             raise
+        except OSError as exc:
+            raise storage_error(exc, f"open {self.where}") from exc
         except Exception as exc:  # Edge raises plain Exception (locked WAL, corrupt files, ...)
-            raise MatryIndexError(f"cannot open {self.where}: {exc}") from None
+            raise _edge_error(exc, self.where) from None
+
+    def _load(self) -> None:
+        """Open the existing shard after checking its schema, adaptor and free space."""
+        self.store_id = qc.check_metadata(shard_metadata(self.path), self.dim, self.levels, self.adaptor_hash,
+                                          self.where)
+        if not (self.path / "shard" / "edge_config.json").is_file():
+            raise Corrupt(f"{self.where}: the shard files are missing (only {META_FILE} is there)")
+        self._check_space(0, 0)
+        self.shard = qe.EdgeShard.load(str(self.path / "shard"))
+        self._replay_journal()
+
+    def _create(self) -> None:
+        """A new shard in an empty (or new) directory, never among someone else's files."""
+        if self.path.exists() and not self.path.is_dir():
+            raise InvalidInput(f"{self.path} exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            raise InvalidInput(f"{self.path} already holds files that are not a matry_index "
+                               "Qdrant Edge shard (nothing was written); give a new or empty directory")
+        require_free_space(self.path, EDGE_HEADROOM + (128 << 20), "a new Qdrant Edge shard")
+        (self.path / "shard").mkdir(parents=True, exist_ok=True)
+        self.shard = qe.EdgeShard.create(str(self.path / "shard"), self._config())
+        self.store_id = qc.new_store_id()
+        atomic_write_text(self.path / META_FILE, json.dumps(
+            qc.collection_metadata(self.dim, self.levels, self.adaptor_hash, self.store_id)))
 
     def _config(self) -> "qe.EdgeConfig":
         """The shard's configuration: :class:`qdrant_common.Layout` in Edge's terms (codes
@@ -138,8 +180,10 @@ class QdrantEdgeBackend(qc.QdrantStore):
     def _run(self, fn, *args):
         try:
             return fn(*args)
+        except MatryIndexError:
+            raise
         except Exception as exc:  # noqa: BLE001 - Edge reports every failure as Exception
-            raise MatryIndexError(f"{self.where}: {exc}") from None
+            raise _edge_error(exc, self.where) from None
 
     def _journal_path(self) -> Path:
         return self.path / JOURNAL_FILE
@@ -188,16 +232,34 @@ class QdrantEdgeBackend(qc.QdrantStore):
             self._run(self.shard.optimize)
 
     def save(self, directory: Path) -> dict[str, Any]:
-        """Flush the shard to disk; the index keeps its path."""
+        """Flush the shard to disk; the index keeps its path and the shard's store id."""
         with self._lock:
             self._run(self.shard.flush)
-        return dict(self.options)
+        return {**self.options, "store_id": self.store_id}
 
     @classmethod
     def open(cls, saved: SavedBackend) -> "QdrantEdgeBackend":
-        """Reopen the shard the index was saved with (``path=`` where it has moved)."""
-        return cls(saved.dim, saved.levels, adaptor_hash=saved.adaptor_hash, must_exist=True,
-                   **{**saved.options, **saved.connection})
+        """Reopen the shard the index was saved with (``path=`` where it has moved).
+
+        A shard named by the save is opened only if its ``matry_index.json`` (read first, as
+        plain JSON) carries the store id the save recorded; a shard given as ``path=`` must
+        carry it too. Of the saved options only those :meth:`save` writes are read.
+        """
+        opts, store_id = qc.saved_options(saved.options, SAVED_OPTIONS, saved.directory)
+        unknown = set(saved.connection) - {"path"}
+        if unknown:
+            raise InvalidInput(f"a Qdrant Edge index takes no connection options but path; got {sorted(unknown)}")
+        path = saved.connection.get("path", opts.get("path"))
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise Corrupt(f"{saved.directory}: the save names no shard path")
+        if "path" not in saved.connection and store_id is not None:
+            meta = shard_metadata(Path(path))
+            found = (meta or {}).get("matry_index", {}).get("store_id") if isinstance(meta, dict) else None
+            if meta is not None:
+                qc.check_same_store(found, store_id, f"the Qdrant Edge shard at {path} named by the save")
+        backend = cls(saved.dim, saved.levels, adaptor_hash=saved.adaptor_hash, must_exist=True,
+                      **{**opts, "path": path})
+        return backend.confirm_store(store_id)
 
     def storage_paths(self) -> list[Path]:
         return [self.path]

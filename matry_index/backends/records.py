@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validation import MatryIndexError
-from ..ids import UserId
+from ..errors import Corrupt, InvalidInput
+from ..ids import UserId, keys_for
+from ..metadata import clean_metadata
 from ..kernels import STREAM_ROWS
 
 VECTORS_FILE = "vectors.npy"
@@ -30,28 +31,35 @@ def write_records(directory: Path, ids: Iterable[UserId], metadata: Iterable[dic
             fh.write(json.dumps({"id": uid, "metadata": meta or {}}, allow_nan=False) + "\n")
 
 
-def read_records(directory: Path, dim: int, mmap: bool = False) -> tuple[list[UserId], list[dict], np.ndarray]:
-    """(ids, metadata, vectors) written by :func:`write_records`, or a clear error.
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
-    ``mmap``: the vectors come back as a read-only memory map of the file instead of an
-    array in RAM (checked a block at a time, so the check does not load them either)."""
+
+def read_records(directory: Path, dim: int, mmap: bool = False) -> tuple[list[UserId], list[dict], np.ndarray]:
+    """(ids, metadata, vectors) written by :func:`write_records`, or :class:`Corrupt`.
+
+    Everything is checked as if a user had passed it to ``add``: ids (unique, str or int),
+    metadata (JSON values only: ``NaN`` and ``Infinity`` are refused), vectors (finite, the
+    right shape). ``mmap``: the vectors come back as a read-only memory map of the file
+    instead of an array in RAM (checked a block at a time, so the check does not load them)."""
     try:
         vectors = np.load(directory / VECTORS_FILE, allow_pickle=False, mmap_mode="r" if mmap else None)
         lines = (directory / RECORDS_FILE).read_text(encoding="utf-8").splitlines()
-        records = [json.loads(line) for line in lines]
+        records = [json.loads(line, parse_constant=_no_constants) for line in lines]
         ids = [r["id"] for r in records]
         metadata = [r["metadata"] or {} for r in records]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise MatryIndexError(f"{directory}: cannot read the saved records: {exc!r}") from None
+        raise Corrupt(f"{directory}: cannot read the saved records: {exc!r}") from None
     if vectors.ndim != 2 or vectors.shape != (len(records), dim) or vectors.dtype != np.float32:
-        raise MatryIndexError(f"{directory}: {len(records)} records of {dim}-d vectors expected, "
-                              f"found vectors of shape {vectors.shape} ({vectors.dtype})")
+        raise Corrupt(f"{directory}: {len(records)} records of {dim}-d vectors expected, "
+                      f"found vectors of shape {vectors.shape} ({vectors.dtype})")
     if mmap and not vectors.flags.c_contiguous:
-        raise MatryIndexError(f"{directory}: the saved vectors are not stored row by row (C order)")
+        raise Corrupt(f"{directory}: the saved vectors are not stored row by row (C order)")
     if not all(np.isfinite(vectors[s:s + STREAM_ROWS]).all() for s in range(0, len(vectors), STREAM_ROWS)):
-        raise MatryIndexError(f"{directory}: the saved vectors hold NaN or inf")
-    if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
-        raise MatryIndexError(f"{directory}: the saved ids must be strings or ints")
-    if not all(isinstance(m, dict) for m in metadata):
-        raise MatryIndexError(f"{directory}: the saved metadata entries must be objects")
+        raise Corrupt(f"{directory}: the saved vectors hold NaN or inf")
+    try:
+        _, keys = keys_for([i if isinstance(i, (str, int)) and not isinstance(i, bool) else None for i in ids])
+        metadata = [clean_metadata(m, f"entry {n}") for n, m in enumerate(metadata)]
+    except InvalidInput as exc:
+        raise Corrupt(f"{directory}: the saved records are invalid: {exc}") from None
     return ids, metadata, vectors if mmap else np.ascontiguousarray(vectors)

@@ -17,6 +17,7 @@ three things that allocate — growing, compacting, and making a read-only array
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -24,7 +25,8 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from .._validation import MatryIndexError
+from .._fs import storage_error
+from ..errors import InvalidInput, NoSpace, StorageError
 from ..kernels import STREAM_ROWS
 
 STORAGES = ("memory", "mmap")
@@ -78,8 +80,9 @@ class MappedStorage:
         try:
             os.posix_fallocate(fh.fileno(), 0, capacity * dim * 4)
         except OSError as exc:
-            raise MatryIndexError(f"cannot reserve {capacity * dim * 4 / 2**20:.0f} MiB for the vectors "
-                                  f"in {self.scratch_dir}: {exc.strerror}; nothing was written") from None
+            kind = NoSpace if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StorageError
+            raise kind(f"cannot reserve {capacity * dim * 4 / 2**20:.0f} MiB for the vectors "
+                       f"in {self.scratch_dir}: {exc.strerror}; nothing was written") from None
         self._array = np.memmap(fh, np.float32, "r+", shape=(capacity, dim))
         return self._array
 
@@ -90,7 +93,7 @@ class MappedStorage:
         try:
             fh = tempfile.TemporaryFile(dir=self.scratch_dir)
         except OSError as exc:
-            raise MatryIndexError(f"cannot create the vector file in {self.scratch_dir}: {exc}") from None
+            raise storage_error(exc, f"create the vector file in {self.scratch_dir}") from None
         try:
             out = self._map(fh, capacity, dim)
         except BaseException:
@@ -120,8 +123,8 @@ def vector_storage(kind: str, scratch_dir: str | Path | None = None) -> VectorSt
     """The storage named ``kind`` ("memory" or "mmap")."""
     if kind == "memory":
         if scratch_dir is not None:
-            raise MatryIndexError("scratch_dir is only used with vector_storage='mmap'")
+            raise InvalidInput("scratch_dir is only used with vector_storage='mmap'")
         return MemoryStorage()
     if kind == "mmap":
         return MappedStorage(scratch_dir)
-    raise MatryIndexError(f"vector_storage must be one of {STORAGES}; got {kind!r}")
+    raise InvalidInput(f"vector_storage must be one of {STORAGES}; got {kind!r}")

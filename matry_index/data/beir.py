@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._validation import MatryIndexError
+from ..errors import InvalidInput
 
 Qrels = dict[str, dict[str, int]]
 
@@ -31,7 +31,7 @@ class BeirDataset:
     def split(self, name: str) -> Qrels:
         """The relevance judgements of one split, with a clear error if it is absent."""
         if name not in self.qrels:
-            raise MatryIndexError(
+            raise InvalidInput(
                 f"{self.root} has no qrels split {name!r}; available: {sorted(self.qrels)}")
         return self.qrels[name]
 
@@ -44,7 +44,7 @@ def _read_jsonl(path: Path) -> list[dict]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise MatryIndexError(f"{path}:{lineno} is not valid JSON: {exc}") from None
+                    raise InvalidInput(f"{path}:{lineno} is not valid JSON: {exc}") from None
     return rows
 
 
@@ -55,7 +55,7 @@ def read_qrels(path: Path) -> Qrels:
         reader = csv.reader(fh, delimiter="\t")
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:2]] != ["query-id", "corpus-id"]:
-            raise MatryIndexError(f"{path} does not start with the BEIR header 'query-id\tcorpus-id\tscore'")
+            raise InvalidInput(f"{path} does not start with the BEIR header 'query-id\tcorpus-id\tscore'")
         for row in reader:
             if len(row) < 3:
                 continue
@@ -69,7 +69,7 @@ def load_beir(root: str | Path, splits: tuple[str, ...] | None = None) -> BeirDa
     corpus_path, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
     for p in (corpus_path, queries_path):
         if not p.is_file():
-            raise MatryIndexError(f"{root} is not a BEIR folder: {p.name} is missing")
+            raise InvalidInput(f"{root} is not a BEIR folder: {p.name} is missing")
     corpus = {str(r["_id"]): " ".join(x for x in (r.get("title", ""), r.get("text", "")) if x)
               for r in _read_jsonl(corpus_path)}
     queries = {str(r["_id"]): r.get("text", "") for r in _read_jsonl(queries_path)}
@@ -80,6 +80,6 @@ def load_beir(root: str | Path, splits: tuple[str, ...] | None = None) -> BeirDa
     for name in wanted:
         path = qrel_dir / f"{name}.tsv"
         if not path.is_file():
-            raise MatryIndexError(f"{root} has no qrels/{name}.tsv; available: {available}")
+            raise InvalidInput(f"{root} has no qrels/{name}.tsv; available: {available}")
         qrels[name] = read_qrels(path)
     return BeirDataset(root=root, corpus=corpus, queries=queries, qrels=qrels)

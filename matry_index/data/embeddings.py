@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .._fs import atomic_write
-from .._validation import MatryIndexError, as_matrix
+from .._validation import as_matrix
+from ..errors import InvalidInput
 
 
 @dataclass
@@ -23,16 +24,16 @@ class EmbeddingSet:
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.vectors):
-            raise MatryIndexError(f"{len(self.ids)} ids for {len(self.vectors)} vectors")
+            raise InvalidInput(f"{len(self.ids)} ids for {len(self.vectors)} vectors")
         self._row = {i: r for r, i in enumerate(self.ids)}
         if len(self._row) != len(self.ids):
-            raise MatryIndexError("embedding ids are not unique")
+            raise InvalidInput("embedding ids are not unique")
 
     def rows(self, ids: list[str]) -> np.ndarray:
         """Row numbers of ``ids``; unknown ids raise."""
         missing = [i for i in ids if i not in self._row]
         if missing:
-            raise MatryIndexError(f"{len(missing)} id(s) have no embedding, e.g. {missing[:3]}")
+            raise InvalidInput(f"{len(missing)} id(s) have no embedding, e.g. {missing[:3]}")
         return np.fromiter((self._row[i] for i in ids), dtype=np.int64, count=len(ids))
 
     def take(self, ids: list[str]) -> np.ndarray:
@@ -45,7 +46,7 @@ def load_embeddings(folder: str | Path, name: str) -> EmbeddingSet:
     folder = Path(folder)
     npy, ids_path = folder / f"{name}.npy", folder / f"{name}.ids"
     if not npy.is_file() or not ids_path.is_file():
-        raise MatryIndexError(f"no embedding cache {name!r} in {folder} (need {npy.name} and {ids_path.name})")
+        raise InvalidInput(f"no embedding cache {name!r} in {folder} (need {npy.name} and {ids_path.name})")
     vectors = as_matrix(np.load(npy), name=str(npy))
     ids = ids_path.read_text(encoding="utf-8").splitlines()
     return EmbeddingSet(ids=ids, vectors=vectors)

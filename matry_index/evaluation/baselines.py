@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidInput
 from .._validation import as_matrix, normalize_rows
 
 
@@ -29,6 +30,9 @@ class PCARotation:
         matrix is exact and fast for the many-rows, few-columns shape of a corpus."""
         from sklearn.decomposition import PCA
         x = as_matrix(corpus, name="corpus").astype(np.float64)
+        if len(x) < x.shape[1]:
+            raise InvalidInput(f"a full PCA rotation of {x.shape[1]}-d vectors needs at least {x.shape[1]} of "
+                               f"them; got {len(x)}")
         pca = PCA(n_components=x.shape[1], svd_solver="covariance_eigh").fit(x)
         return cls(pca.components_.T)
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import MatryIndexError, normalize_rows
+from .._validation import normalize_rows
+from ..errors import InvalidInput
 from .retrieval import exact_search
 
 #: how a code of the coarse stage is stored (bits per coordinate in :data:`CODE_BITS`)
@@ -52,7 +53,7 @@ class CoarseCode:
     @classmethod
     def fit(cls, docs: np.ndarray, kind: str) -> "CoarseCode":
         if kind not in CODES:
-            raise MatryIndexError(f"code must be one of {', '.join(CODES)}, got {kind!r}")
+            raise InvalidInput(f"code must be one of {', '.join(CODES)}, got {kind!r}")
         x = normalize_rows(docs)
         if kind in ("int8", "int4"):
             bound = np.maximum(np.quantile(np.abs(x), 0.999, axis=0), 1e-12)
@@ -109,7 +110,7 @@ def coarse_ranks(query_codes: np.ndarray, doc_codes: np.ndarray, targets: np.nda
     """(queries, k) coarse rank (0 = first) of each target document: how many documents score
     above it, plus half of those that tie with it."""
     if len(query_codes) != len(targets):
-        raise MatryIndexError(f"{len(query_codes)} queries but {len(targets)} target rows")
+        raise InvalidInput(f"{len(query_codes)} queries but {len(targets)} target rows")
     score = _similarity(code)
     block = block or (16 if code == "binary" else 256)
     ranks = np.empty(targets.shape, np.float64)
@@ -125,7 +126,7 @@ def coarse_ranks(query_codes: np.ndarray, doc_codes: np.ndarray, targets: np.nda
 def candidates_needed(ranks: np.ndarray, recall: float) -> int:
     """Smallest C whose coarse top-C holds ``recall`` of all (query, target) pairs."""
     if not 0 < recall <= 1:
-        raise MatryIndexError(f"recall must be in (0, 1], got {recall}")
+        raise InvalidInput(f"recall must be in (0, 1], got {recall}")
     flat = np.sort(ranks.ravel())
     index = max(int(np.ceil(recall * flat.size - 1e-9)) - 1, 0)
     return int(np.floor(flat[index])) + 1

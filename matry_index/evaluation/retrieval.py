@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import MatryIndexError, normalize_rows
+from .._validation import normalize_rows
+from ..errors import InvalidInput
 from ..kernels import exact_top_k
 from ..data import BeirDataset, EmbeddingSet
 from .baselines import truncate
@@ -37,7 +38,7 @@ def task_from_beir(dataset: BeirDataset, corpus: EmbeddingSet, queries: Embeddin
     qrels = dataset.split(split)
     qids = [q for q in qrels if q in queries._row]
     if not qids:
-        raise MatryIndexError(f"none of the {split} queries has an embedding")
+        raise InvalidInput(f"none of the {split} queries has an embedding")
     return RetrievalTask(list(corpus.ids), corpus.vectors, qids, queries.take(qids),
                          {q: qrels[q] for q in qids})
 

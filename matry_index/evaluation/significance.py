@@ -16,7 +16,7 @@ import numpy as np
 
 from .._extras import require
 
-from .._validation import MatryIndexError
+from ..errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,10 @@ def paired_difference(a: Mapping[str, float], b: Mapping[str, float], confidence
     """Per-query scores of two methods on the same queries → mean difference ``a - b`` with a
     bootstrap interval over queries (``scipy.stats.bootstrap``)."""
     if set(a) != set(b):
-        raise MatryIndexError(f"the two methods were scored on different queries "
+        raise InvalidInput(f"the two methods were scored on different queries "
                               f"({len(set(a) ^ set(b))} not in both)")
     if len(a) < 2:
-        raise MatryIndexError("a paired bootstrap needs at least two queries")
+        raise InvalidInput("a paired bootstrap needs at least two queries")
     diffs = np.array([a[q] - b[q] for q in sorted(a)], dtype=float)
     mean = float(diffs.mean())
     if np.ptp(diffs) <= 1e-12 * max(1.0, abs(mean)):  # every query moved alike: nothing to resample
@@ -75,8 +75,8 @@ def mean_over_runs(runs: list[Mapping[str, float]]) -> dict[str, float]:
     """Per-query mean of several runs (seeds) of one method, so that the interval is about the
     method's expected score and not one seed's luck."""
     if not runs:
-        raise MatryIndexError("no runs to average")
+        raise InvalidInput("no runs to average")
     queries = set(runs[0])
     if any(set(r) != queries for r in runs):
-        raise MatryIndexError("the runs were scored on different queries")
+        raise InvalidInput("the runs were scored on different queries")
     return {q: float(np.mean([r[q] for r in runs])) for q in queries}

@@ -34,7 +34,7 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from .._validation import MatryIndexError
+from ..errors import InvalidInput
 from ..adaptor import MatryoshkaAdaptor
 from ..ids import id_list
 from ..index import MatryoshkaIndex
@@ -55,7 +55,7 @@ def to_matry_filter(filters: MetadataFilters | None) -> dict | None:
             parts.append(to_matry_filter(f))
             continue
         if f.operator not in _OPS:
-            raise MatryIndexError(f"filter operator {f.operator.value!r} is not supported; "
+            raise InvalidInput(f"filter operator {f.operator.value!r} is not supported; "
                                   f"use one of {[op.value for op in _OPS]}")
         parts.append({f.key: {_OPS[f.operator]: f.value}})
     parts = [p for p in parts if p]
@@ -137,9 +137,9 @@ class MatryoshkaLlamaStore(BasePydanticVectorStore):
     def _search_request(self, query: VectorStoreQuery) -> dict | None:
         """The index search a query asks for (None when the store is empty)."""
         if query.mode != VectorStoreQueryMode.DEFAULT:
-            raise MatryIndexError(f"query mode {query.mode.value!r} is not supported (only dense 'default')")
+            raise InvalidInput(f"query mode {query.mode.value!r} is not supported (only dense 'default')")
         if query.query_embedding is None:
-            raise MatryIndexError("MatryoshkaLlamaStore needs query.query_embedding")
+            raise InvalidInput("MatryoshkaLlamaStore needs query.query_embedding")
         if self._index is None or len(self._index) == 0:
             return None
         parts = [p for p in (to_matry_filter(query.filters),
