@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shlex
 import shutil
@@ -53,9 +52,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import EF_SWEEP, K, RESULTS, SHARED_DATA, bulk_load, dir_bytes, percentiles  # noqa: E402
+from common import EF_SWEEP, K, bulk_load, dir_bytes, percentiles  # noqa: E402
 from matry_index import MatryoshkaIndex  # noqa: E402
-from matry_index.backends.qdrant_common import INT8_QUANTILE  # noqa: E402
+from matry_index.backends.qdrant.schema import INT8_QUANTILE  # noqa: E402
 import peers  # noqa: E402
 from peers import Search, funnel_adaptor, growth, memory, pick_and_measure, warm_up  # noqa: E402
 

@@ -110,6 +110,13 @@ def unit_rows(x: np.ndarray, name: str = "vectors") -> np.ndarray:
     return out
 
 
+def unit_vectors(x: Any, name: str = "vectors", dim: int | None = None) -> np.ndarray:
+    """The public boundary's one normalisation: ``x`` checked (:func:`as_matrix`) and made unit
+    length row by row (:func:`unit_rows`). Everything past it — the index's adaptor, every
+    backend, the advice and benchmark code — may take unit-length rows as given."""
+    return np.ascontiguousarray(unit_rows(as_matrix(x, dim=dim, name=name), name))
+
+
 def check_levels(levels: Any, dim: int) -> tuple[int, ...]:
     """Validate explicit prefix levels against ``dim``: positive, increasing, ≤ dim."""
     out = tuple(int(m) for m in levels)

@@ -26,13 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_matrix, unit_rows
+from ._validation import unit_vectors
 from .errors import InvalidInput
 from .backends.faiss import default_nlist
 from .evaluation.funnel_need import full_dimension_top_k, funnel_need
 from .funnel import CoarseCost, FunnelPlan, plan_cost
 
 DEFAULT_LEVELS = (32, 64, 128, 256)
+#: the coarse code a recommended FAISS layout uses (inverted lists of 8-bit prefix codes)
+RECOMMENDED_CODE = "ivf-int8"
 #: vectors an IVF-SQ8 coarse stage scans per candidate it must return at recall 0.99, as tuned
 #: on the 1M benchmark (128-d prefix: 100 candidates from 12 of 4,000 lists of ~250 vectors)
 SCANNED_PER_CANDIDATE = 30
@@ -93,7 +95,7 @@ def coarse_cost(level: int, needed: int, n: int, dim: int) -> float:
     nlist = default_nlist(n)
     lists = max(1, math.ceil(SCANNED_PER_CANDIDATE * needed * nlist / max(n, 1)))
     plan = FunnelPlan((min(needed, n),), nprobe=min(lists, nlist))
-    return plan_cost(plan, (level, dim), 10, n, CoarseCost("ivf", nlist=nlist, bytes_per_dim=1))
+    return plan_cost(plan, (level, dim), 10, n, CoarseCost(RECOMMENDED_CODE, nlist=nlist))
 
 
 def memory_per_vector(dim: int, levels: tuple[int, ...], n: int, vector_storage: str = "memory") -> dict[str, float]:
@@ -136,16 +138,16 @@ def advise(embeddings: np.ndarray, queries: np.ndarray | None = None, *,
         order = rng.permutation(n)
         query_rows, doc_pool = np.sort(order[:held]), order[held:]
         doc_rows = np.sort(doc_pool[_sample_rows(len(doc_pool), min(sample, len(doc_pool)), rng)])
-        q = _checked(embeddings[query_rows], "held-out documents")
+        q = unit_vectors(embeddings[query_rows], "held-out documents")
         source = f"{held} held-out documents (no queries given)"
     else:
-        q = _checked(queries[None, :] if queries.ndim == 1 else queries, "queries")
+        q = unit_vectors(queries[None, :] if queries.ndim == 1 else queries, "queries")
         if q.shape[1] != dim:
             raise InvalidInput(f"queries have dimension {q.shape[1]}, the embeddings {dim}")
         q = q[_sample_rows(len(q), min(n_queries, len(q)), rng)]
         doc_rows = _sample_rows(n, min(sample, n), rng)
         source = f"{len(q)} given queries"
-    docs = _checked(embeddings[doc_rows], "embeddings")
+    docs = unit_vectors(embeddings[doc_rows], "embeddings")
     levels = tuple(m for m in (levels or DEFAULT_LEVELS) if 0 < m < dim)
     if not levels:
         raise InvalidInput(f"no prefix level below the dimension {dim}")
@@ -172,11 +174,6 @@ def advise(embeddings: np.ndarray, queries: np.ndarray | None = None, *,
     return advice
 
 
-def _checked(x: np.ndarray, name: str) -> np.ndarray:
-    """Finite, non-zero rows as unit float32 vectors (the index's own input checks)."""
-    return unit_rows(as_matrix(x, name=name), name)
-
-
 def _recommend(advice: Advice) -> dict[str, Any]:
     """The cheapest (method, level) under the cost model, with its layout, memory and commands."""
     n, dim = advice.n, advice.dim
@@ -186,7 +183,7 @@ def _recommend(advice: Advice) -> dict[str, Any]:
     levels = tuple(sorted({best.level, dim}))
     storage = "mmap" if n >= 1_000_000 else "memory"
     out = {"method": best.method, "coarse_level": best.level, "levels": list(levels),
-           "coarse": "ivf", "ivf_encoding": "sq8", "nlist": default_nlist(n), "candidates": best.needed,
+           "coarse": RECOMMENDED_CODE, "nlist": default_nlist(n), "candidates": best.needed,
            "cost_per_query": cost, "cost_vs_exact_scan": cost / scan, "vector_storage": storage,
            "memory_per_vector": {s: memory_per_vector(dim, levels, n, s) for s in ("memory", "mmap")}}
     if cost >= scan:
@@ -199,8 +196,8 @@ def _recommend(advice: Advice) -> dict[str, Any]:
     levels_arg = ",".join(map(str, levels))
     adaptor_arg = {"adaptor": " --adaptor ADAPTOR", "pca": " --adaptor PCA_ROTATION", "truncation": ""}[best.method]
     out["commands"] = [
-        f"matry-index build --embeddings X.npy --ids X.ids{adaptor_arg} --levels {levels_arg} --coarse ivf "
-        f"--ivf-encoding sq8 --vector-storage {storage} --tune-queries Q.npy --target-recall {out['tune_to']} "
+        f"matry-index build --embeddings X.npy --ids X.ids{adaptor_arg} --levels {levels_arg} --coarse {RECOMMENDED_CODE} "
+        f"--vector-storage {storage} --tune-queries Q.npy --target-recall {out['tune_to']} "
         f"-k {advice.k} --out INDEX",
         f"matry-index qdrant-setup --url URL{adaptor_arg} --levels {levels_arg} --embeddings X.npy --ids X.ids",
     ]

@@ -35,7 +35,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ._validation import as_matrix, unit_rows
+from ._validation import unit_vectors
 from .errors import InvalidInput
 from .backends.faiss import default_nlist
 from .funnel import recall_at_k, worst_half_recall
@@ -201,7 +201,7 @@ def _funnel(data: _Data, rotation: np.ndarray | None, level: int, targets: tuple
     adaptor = None if rotation is None else MatryoshkaAdaptor(dim, (level, dim), rotation=rotation)
     nlist = default_nlist(n)  # at least 39 vectors per list
     t0 = time.perf_counter()
-    index = MatryoshkaIndex(dim, adaptor=adaptor, levels=(level, dim), coarse="ivf", ivf_encoding="sq8",
+    index = MatryoshkaIndex(dim, adaptor=adaptor, levels=(level, dim), coarse="ivf-int8",
                             nlist=nlist, deferred_build=True)
     index.add(np.arange(n), data.base)
     index.optimize()
@@ -301,11 +301,6 @@ def _split_queries(embeddings: np.ndarray, queries: np.ndarray | None, sample: i
     return embeddings[base_rows], q[:half], q[half:], source
 
 
-def _unit(x: np.ndarray, name: str) -> np.ndarray:
-    """Finite, non-zero rows as unit float32 vectors (the index's own input checks)."""
-    return np.ascontiguousarray(unit_rows(as_matrix(x, name=name), name))
-
-
 def bench(embeddings: np.ndarray, queries: np.ndarray | None = None, *, adaptor: Any | None = None,
           fit: bool = False, fit_docs: int = 20_000, sample: int = 100_000, n_queries: int = 300, targets: tuple[float, ...] = (0.99, 0.995), k: int = 10,
           level: int | None = None, threads: int | None = None, latency_queries: int = 200, repeats: int = 3,
@@ -330,7 +325,7 @@ def bench(embeddings: np.ndarray, queries: np.ndarray | None = None, *, adaptor:
     seconds: dict[str, float] = {}
     with _stage(seconds, "sample and ground truth", progress):
         base, tune, test, source = _split_queries(embeddings, queries, sample, n_queries, rng)
-        base, tune, test = _unit(base, "embeddings"), _unit(tune, "queries"), _unit(test, "queries")
+        base, tune, test = unit_vectors(base, "embeddings"), unit_vectors(tune, "queries"), unit_vectors(test, "queries")
         faiss.omp_set_num_threads(threads)
         flat = faiss.IndexFlatIP(dim)
         flat.add(base)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .codes import COARSE_CODES, CoarseCode, coarse_code
 from .errors import InvalidInput
 
 
@@ -147,24 +148,32 @@ RANDOM_READ_COST = 200.0
 
 @dataclass(frozen=True)
 class CoarseCost:
-    """What the approximate stage costs: its kind ("flat", "hnsw", "ivf") and shape.
+    """What the approximate stage costs: its :class:`~matry_index.codes.CoarseCode` (structure
+    and encoding) and shape.
 
-    ``bytes_per_dim`` is 4 for float vectors and 1 for 8-bit codes (an IVF-SQ8 scan reads and
-    multiplies a quarter of the bytes).
+    A scan reads ``code.encoding.scan_factor`` of float32's bytes per coordinate (a quarter for
+    8-bit codes); a graph walk pays a random read per visited node whatever its encoding.
     """
 
-    kind: str = "hnsw"
+    code: CoarseCode | str = COARSE_CODES["hnsw"]
     hnsw_m: int = 32
     nlist: int = 0
-    bytes_per_dim: int = 4
     #: what handing one candidate to the next stage costs beyond its multiply-adds: a random
     #: read from memory in FAISS; in Qdrant, whose stages fetch each candidate's vector by id
     #: from its storage, about what one node of the graph walk costs (measured on Edge)
     candidate_read: float = RANDOM_READ_COST
 
+    def __post_init__(self) -> None:
+        if isinstance(self.code, str):  # a code may be given by its name
+            object.__setattr__(self, "code", coarse_code(self.code))
+
+    @property
+    def structure(self) -> str:
+        return self.code.structure
+
     def breadths(self) -> list[int | None]:
-        """nprobe values worth trying (None where the kind has no such knob)."""
-        if self.kind != "ivf" or self.nlist <= 1:
+        """nprobe values worth trying (None where the structure has no such knob)."""
+        if self.structure != "ivf" or self.nlist <= 1:
             return [None]
         grid = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128]
         if self.nlist > grid[-1]:
@@ -172,11 +181,11 @@ class CoarseCost:
         return [p for p in grid if p < self.nlist] + [self.nlist]
 
     def cost(self, plan: FunnelPlan, level: int, kept: int, n: int) -> float:
-        scale = self.bytes_per_dim / 4
-        if self.kind == "hnsw":
+        scale = self.code.encoding.scan_factor
+        if self.structure == "hnsw":
             visited = min(n, plan.ef_for(kept) * self.hnsw_m)
             return visited * (level + RANDOM_READ_COST)
-        if self.kind == "ivf" and self.nlist > 1:
+        if self.structure == "ivf" and self.nlist > 1:
             probes = min(self.nlist, plan.nprobe or 1)
             scanned = min(n, probes * n / self.nlist)
             return self.nlist * level + scanned * level * scale + probes * RANDOM_READ_COST
@@ -228,7 +237,7 @@ def candidate_grid(levels: Sequence[int], k: int, n: int,
     # steps of ~20-40 %: a coarser grid overshoots the target and pays for recall nobody asked for
     multipliers = [1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 32, 40, 48, 64, 80, 100, 150, 200, 300, 500]
     coarse = coarse or CoarseCost()
-    if coarse.kind != "hnsw":
+    if coarse.structure != "hnsw":
         widths: tuple[float, ...] = (1.0,)
     elif coarse.candidate_read > RANDOM_READ_COST:
         widths = (1.0, 1.5, 2.0, 3.0, 4.0)

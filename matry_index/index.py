@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._fs import atomic_directory, files_below, links_below, recover_directory
-from ._validation import as_matrix, clip_levels, normalize_rows, real_array, unit_rows
+from ._validation import clip_levels, real_array, unit_rows, unit_vectors
 from .errors import AdaptorMismatchError, Corrupt, InvalidInput
 from .adaptor.model import MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record, run_search, search_async
@@ -38,32 +38,17 @@ from .metadata import clean_metadata
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
 DEFAULT_LEVELS = (64, 128, 256)
-#: the shortest prefix an index starts its funnel at when the levels come from an adaptor: a
-#: 32-d prefix needs thousands of candidates for recall 0.99 even on a few thousand documents
-#: (benchmarks/results/funnel_need.md); ``matry-index advise`` measures it on your data
-MIN_COARSE_LEVEL = 64
-#: the one prefix a Qdrant collection keeps beside the full vector: in Qdrant every named
-#: vector is stored (and a middle level's prefetch stage costs more than it saves), and an
-#: HNSW walk on int8 codes of a 128-d prefix beats one on 64-d, which needs twice the
-#: candidates (benchmarks/results/qdrant_layouts.md)
-QDRANT_COARSE_LEVEL = 128
-QDRANT_KINDS = ("qdrant", "qdrant-edge")
 
 
 def index_levels(levels: tuple[int, ...], backend: str = "faiss") -> tuple[int, ...]:
     """The levels an index uses of an adaptor's (or of :data:`DEFAULT_LEVELS`): the one rule
-    ``MatryoshkaIndex``, ``quickstart``, ``build`` and ``qdrant-setup`` share.
-
-    FAISS keeps those from :data:`MIN_COARSE_LEVEL` up (all of them when none is that long);
-    the tuner skips the middle ones that do not pay. A Qdrant backend keeps one prefix, the
-    shortest from :data:`QDRANT_COARSE_LEVEL` up (else the longest there is); the full
-    dimension is added by :func:`clip_levels` in both cases.
+    ``MatryoshkaIndex``, ``quickstart``, ``build`` and ``qdrant-setup`` share, which each
+    backend states for itself (``level_policy``: FAISS keeps the levels from 64 up and its
+    tuner skips the middle ones that do not pay; a Qdrant collection keeps one prefix, the
+    shortest from 128 up). The full dimension is added by :func:`clip_levels`.
     """
-    kept = tuple(m for m in levels if m >= MIN_COARSE_LEVEL) or tuple(levels)
-    if backend not in QDRANT_KINDS or len(kept) <= 1:
-        return kept
-    long_enough = [m for m in kept if m >= QDRANT_COARSE_LEVEL]
-    return (min(long_enough),) if long_enough else (max(kept),)
+    from . import backends
+    return backends.level_policy(backend, tuple(levels))
 
 
 def _sha256(path: Path) -> str:
@@ -105,6 +90,12 @@ def is_saved_index(directory: Path) -> bool:
         return False
     listed = set(manifest.get("files") or {}) | {MANIFEST}
     return set(files_below(directory)) <= listed
+
+
+def _level_policy_of(backend: Backend):
+    """A backend instance's level policy (the base class's for one that does not state it)."""
+    from .backends.base import BackendBase
+    return getattr(type(backend), "level_policy", BackendBase.level_policy)
 
 
 def _positive_k(k: Any) -> int:
@@ -165,8 +156,9 @@ class MatryoshkaIndex:
             raise AdaptorMismatchError(f"adaptor is for {adaptor.dim}-d embeddings, index is {dim}-d")
         self.dim = int(dim)
         self.adaptor = adaptor
-        kind = backend if isinstance(backend, str) else "custom"
-        wanted = levels if levels is not None else index_levels(adaptor.levels if adaptor else DEFAULT_LEVELS, kind)
+        offered = tuple(adaptor.levels if adaptor else DEFAULT_LEVELS)
+        wanted = levels if levels is not None else (index_levels(offered, backend) if isinstance(backend, str)
+                                                    else _level_policy_of(backend)(offered))
         self.levels = clip_levels(wanted, self.dim)
         self.backend = _make_backend(backend, self.dim, self.levels, self.adaptor_hash, backend_options)
         self.plan = plan or FunnelPlan.default(self.levels)
@@ -183,22 +175,24 @@ class MatryoshkaIndex:
             raise InvalidInput("this index was closed; open it again with MatryoshkaIndex.load (or create a new one)")
 
     def _adapt(self, vectors: Any, name: str) -> np.ndarray:
-        """Checked, L2-normalised input (what the adaptor was trained on), then the adaptor.
+        """Checked, unit-length input (what the adaptor was trained on), then the adaptor, then
+        unit length again: the one place vectors are normalised. Every backend receives unit
+        vectors (and compares prefixes by cosine itself).
 
         Normalising first makes the index scale-free (cosine search), keeps a huge but finite
         vector from overflowing, and feeds the adaptor the unit vectors it was fitted to.
         """
-        x = unit_rows(as_matrix(vectors, dim=self.dim, name=name), name)
+        x = unit_vectors(vectors, name, self.dim)
         if self.adaptor is None:
             return x
         z = self.adaptor.transform(x)
         if not np.isfinite(z).all():
             raise InvalidInput(f"the adaptor turned some {name} into NaN or inf")
-        return z
+        return unit_rows(z, f"adapted {name}")
 
     def adapt(self, vectors: Any) -> np.ndarray:
-        """Raw embeddings → the L2-normalised adapted vectors the index stores and compares."""
-        return normalize_rows(self._adapt(vectors, "vectors"))
+        """Raw embeddings → the unit-length adapted vectors the index stores and compares."""
+        return self._adapt(vectors, "vectors")
 
     def check_adaptor(self, adaptor_hash: str | None) -> None:
         """Refuse vectors produced for another adaptor (compare content hashes)."""

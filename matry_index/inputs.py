@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInput, MatryIndexError
+from .errors import InvalidInput
 
 
 def load_matrix(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:

@@ -10,6 +10,8 @@ FAISS backend only wires them together and the evaluation code reuses the same e
 * :func:`top_k_of_rows` — the last stage: full-dimension inner products of each query's
   candidate rows and their top k, computed inside FAISS straight on the stored matrix.
 
+* :func:`level_norms` — the prefix norms a stored row keeps, so middle levels need no copies.
+
 Conventions: ``vectors`` is the (n, d) float32 matrix of stored rows, ``norms`` its (n, L)
 prefix norms at the L levels, candidate ``rows`` are int64 with -1 for "no candidate".
 """
@@ -24,6 +26,29 @@ import numpy as np
 #: rows one streaming pass over a (possibly memory-mapped) matrix handles at a time: bounds the
 #: RAM its temporaries take, whatever the matrix's size
 STREAM_ROWS = 65_536
+
+
+def level_norms(vectors: np.ndarray, levels: tuple[int, ...], block: int = STREAM_ROWS) -> np.ndarray:
+    """‖v[:m]‖ for every level m, shape (n, len(levels)); zeros become 1 to avoid NaN.
+
+    Computed ``block`` rows at a time, so a memory-mapped matrix is streamed through rather
+    than copied into RAM by the temporaries."""
+    out = np.empty((len(vectors), len(levels)), np.float32)
+    cols = [m - 1 for m in levels]
+    for s in range(0, len(vectors), block):
+        sq = np.cumsum(np.square(vectors[s:s + block], dtype=np.float32), axis=1, dtype=np.float32)
+        out[s:s + block] = np.sqrt(sq[:, cols])
+    return np.where(out > 0, out, 1.0).astype(np.float32)
+
+
+def unit_prefix(vectors: np.ndarray, m: int) -> np.ndarray:
+    """The first ``m`` coordinates of unit-length rows, re-normalised (so that an inner product
+    of prefixes is their cosine); the whole vector (``m`` = its dimension) is returned as it is."""
+    if m >= vectors.shape[1]:
+        return vectors
+    prefix = np.ascontiguousarray(vectors[:, :m])
+    norms = np.sqrt(np.einsum("ij,ij->i", prefix, prefix))[:, None]
+    return prefix / np.where(norms > 0, norms, 1.0)
 
 
 def _top_k_columns(sims: np.ndarray, k: int) -> np.ndarray:

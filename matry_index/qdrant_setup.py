@@ -1,7 +1,7 @@
 """Create (or validate) a Qdrant collection for an adaptor, and bulk-load it.
 
 The same as ``matry-index qdrant-setup``. A collection made here has the layout of
-:class:`matry_index.backends.qdrant_common.Layout` (by default the 128-d prefix with an HNSW
+:class:`matry_index.backends.qdrant.schema.Layout` (by default the 128-d prefix with an HNSW
 graph over int8 codes in RAM, and the full vector on disk) and the adaptor's hash in its
 metadata; pointing the function at an existing collection checks that schema and hash instead
 of touching it, and refuses a mismatch. Ingest reads ``.npy`` embeddings (raw model output:

@@ -32,7 +32,7 @@ def test_a_funnel_built_as_advised_meets_the_target_on_held_out_queries(name):
     adaptor = advice.pca_adaptor() if rec["method"] == "pca" else None
     for storage in ("memory", "mmap"):
         index = MatryoshkaIndex(advice.dim, adaptor=adaptor, levels=tuple(rec["levels"]), coarse=rec["coarse"],
-                                ivf_encoding=rec["ivf_encoding"], nlist=rec["nlist"], vector_storage=storage)
+                                nlist=rec["nlist"], vector_storage=storage)
         index.add(np.arange(advice.n), exp.corpus.vectors)
         index.tune(train_q, target_recall=rec["tune_to"], k=10)
         ids = lambda hits: np.array([[h.id for h in row] for row in hits])  # noqa: E731

@@ -131,7 +131,7 @@ def test_cli_build_ivf_and_tune(tmp_path, small_corpus, capsys):
                  "--out", str(tmp_path / "ix")]) == 0
     assert "tuned plan" in capsys.readouterr().out
     index = MatryoshkaIndex.load(tmp_path / "ix")
-    assert index.backend.coarse_kind == "ivf" and index.plan.tuned["reached"] and index.plan.nprobe
+    assert index.backend.coarse.code.structure == "ivf" and index.plan.tuned["reached"] and index.plan.nprobe
     assert isinstance(index.backend.rows.vectors, np.memmap)  # the memory tier is remembered
 
 

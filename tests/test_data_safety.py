@@ -180,7 +180,7 @@ def _saved_with_url(tmp_path, vectors, url):
 
 def record_client_calls(monkeypatch) -> list[dict]:
     """Replace qdrant-client's QdrantClient with one that records its arguments and never connects."""
-    from matry_index.backends import qdrant as qmod
+    from matry_index.backends.qdrant import client as qmod
     seen: list[dict] = []
 
     class Recorder:
@@ -451,7 +451,7 @@ def test_adaptor_with_non_finite_weights_is_refused(tmp_path, rng):
 
 # --- 15: fractional timeouts -------------------------------------------------------------------
 def test_fractional_timeout_reaches_the_client(monkeypatch):
-    from matry_index.backends import qdrant as qmod
+    from matry_index.backends.qdrant import client as qmod
     seen = record_client_calls(monkeypatch)
     with pytest.raises(ConnectionError):
         qmod.QdrantBackend(DIM, (8, 16), url="http://127.0.0.1:9", timeout=0.5)
@@ -613,7 +613,7 @@ def test_qdrant_setup_refuses_two_places_at_once(tmp_path, capsys):
 
 # --- errors a program can tell apart -----------------------------------------------------------
 def test_an_outage_is_not_a_value_error():
-    from matry_index.backends.qdrant import QdrantBackend
+    from matry_index.backends.qdrant.client import QdrantBackend
     try:
         QdrantBackend(DIM, (8, 16), url="http://127.0.0.1:9", timeout=1, retries=1)
     except ValueError:

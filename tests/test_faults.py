@@ -154,7 +154,7 @@ def test_an_add_failing_at_any_batch_changes_nothing(kind, upsert, tmp_path, mon
 
 @pytest.mark.parametrize("step", ["level_norms", "_reserve", "_sync_coarse"])
 def test_a_faiss_add_failing_at_any_step_changes_nothing(step, tmp_path, monkeypatch, rng):
-    from matry_index.backends import rows as row_store
+    from matry_index.backends.faiss import rows as row_store
     index, vectors = _index("faiss", tmp_path, rng)
     before = _snapshot(index, vectors[50:53])
 
@@ -187,7 +187,7 @@ CHILD = textwrap.dedent("""
             time.sleep(slow)
             return real_write(*args)
         records.write_records = slow_write
-        import matry_index.backends.faiss as fb
+        import matry_index.backends.faiss.backend as fb
         fb.write_records = slow_write
     else:
         options = {"path": root + "/store", "batch_size": 20}

@@ -22,7 +22,7 @@ def test_cost_grows_with_breadth_for_each_coarse_kind():
     n = 1_000_000
     hnsw = CoarseCost("hnsw", hnsw_m=32)
     assert plan_cost(FunnelPlan((100, 0, 0)), LEVELS, 10, n, hnsw) < plan_cost(FunnelPlan((400, 0, 0)), LEVELS, 10, n, hnsw)
-    ivf = CoarseCost("ivf", nlist=4096, bytes_per_dim=1)
+    ivf = CoarseCost("ivf-int8", nlist=4096)
     few, many = FunnelPlan((100, 0, 0), nprobe=4), FunnelPlan((100, 0, 0), nprobe=64)
     assert plan_cost(few, LEVELS, 10, n, ivf) < plan_cost(many, LEVELS, 10, n, ivf)
     # an 8-bit scan reads a quarter of the bytes of a float one

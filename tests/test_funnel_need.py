@@ -4,7 +4,7 @@ import pytest
 
 from matry_index import MatryIndexError
 from matry_index.evaluation import PCARotation
-from matry_index.evaluation.funnel_need import (CoarseCode, candidates_needed, coarse_ranks, code_bytes,
+from matry_index.evaluation.funnel_need import (FittedCode, candidates_needed, coarse_ranks, code_bytes,
                                                 full_dimension_top_k, funnel_need, recall_at)
 
 
@@ -33,11 +33,11 @@ def test_full_dimension_search_needs_exactly_k_candidates(small_corpus):
 def test_codes_cost_what_they_say_and_pca_needs_fewer_candidates_than_truncation(small_corpus):
     _, docs, queries = small_corpus
     assert [code_bytes(64, c) for c in ("float", "int8", "int4", "binary", "binary-asym")] == [256, 64, 32, 8, 8]
-    binary = CoarseCode.fit(docs, "binary").encode(queries)
+    binary = FittedCode.fit(docs, "binary").encode(queries)
     assert binary.dtype == np.uint8 and binary.shape == (len(queries), 48)
-    int8 = CoarseCode.fit(docs, "int8").encode(queries)
+    int8 = FittedCode.fit(docs, "int8").encode(queries)
     assert int8.dtype == np.int8 and np.abs(int8).max() <= 127
-    int4 = CoarseCode.fit(docs, "int4")
+    int4 = FittedCode.fit(docs, "int4")
     levels = np.unique(np.rint(int4.encode(docs)[:, :8] * int4.scale[:8] - 0.5), axis=0)
     assert levels.min() >= -8 and levels.max() <= 7  # 16 cells per coordinate
     targets = full_dimension_top_k(queries, docs)
@@ -47,7 +47,7 @@ def test_codes_cost_what_they_say_and_pca_needs_fewer_candidates_than_truncation
         rotated = funnel_need(queries, docs, (64,), pca, code, recalls=(0.9,), targets=targets)[64]
         assert rotated["needed"][0.9] < plain["needed"][0.9], code
     with pytest.raises(MatryIndexError, match="code must be"):
-        CoarseCode.fit(docs, "int2")
+        FittedCode.fit(docs, "int2")
 
 
 def test_a_float_query_against_sign_bits_finds_more_than_its_own_sign_bits(small_corpus):

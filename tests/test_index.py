@@ -244,7 +244,7 @@ def test_failed_backend_write_leaves_index_unchanged(small_corpus, monkeypatch):
     index = MatryoshkaIndex(docs.shape[1], coarse="hnsw")
     index.add(ids, docs)
     before = _snapshot(index, queries[:5])
-    coarse = index.backend._coarse
+    coarse = index.backend.coarse.index
 
     class Boom(RuntimeError):
         pass
@@ -332,15 +332,15 @@ def test_deferred_bulk_load_builds_on_optimize_or_search(small_corpus):
     ids, docs, queries = small_corpus
     idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw", deferred_build=True)
     idx.add(ids[:1000], docs[:1000])
-    assert idx.backend._coarse is None or idx.backend._coarse.ntotal == 0
+    assert idx.backend.coarse.index is None or idx.backend.coarse.index.ntotal == 0
     idx.optimize()
-    assert idx.backend._coarse.ntotal == 1000
+    assert idx.backend.coarse.index.ntotal == 1000
     idx.add(ids[1000:], docs[1000:])
-    assert idx.backend._coarse.ntotal == 1000
+    assert idx.backend.coarse.index.ntotal == 1000
     everything = FunnelPlan((2000, 2000, 2000))
     assert [ids_of(h) for h in idx.search(queries[:5], k=10, plan=everything)] == \
         [ids_of(h) for h in idx.search(queries[:5], k=10, exact=True)]
-    assert idx.backend._coarse.ntotal == 2000
+    assert idx.backend.coarse.index.ntotal == 2000
 
 
 def test_filter_results_follow_writes(index, small_corpus):
@@ -357,7 +357,7 @@ def test_filter_results_follow_writes(index, small_corpus):
 
 
 def test_unreachable_qdrant_server_gives_clear_error():
-    from matry_index.backends.qdrant import QdrantBackend
+    from matry_index.backends.qdrant.client import QdrantBackend
     with pytest.raises(MatryIndexError, match="unreachable"):
         QdrantBackend(384, (64, 384), url="http://127.0.0.1:9", timeout=1, retries=2)
 
@@ -385,7 +385,7 @@ def test_qdrant_failed_upload_is_rolled_back(small_corpus, tmp_path, monkeypatch
 
 
 def test_qdrant_collection_schema_is_checked_on_open(small_corpus, tmp_path):
-    from matry_index.backends.qdrant import QdrantBackend
+    from matry_index.backends.qdrant.client import QdrantBackend
     ids, docs, _ = small_corpus
     idx = make_index("qdrant", tmp_path, persistent=True)
     idx.add(ids[:10], docs[:10])

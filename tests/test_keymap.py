@@ -3,8 +3,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matry_index.backends import keymap
-from matry_index.backends.keymap import KeyMap
+from matry_index.backends.faiss import keymap
+from matry_index.backends.faiss.keymap import KeyMap
 
 KEYS = st.integers(0, 40)
 OPS = st.lists(st.one_of(st.tuples(st.just("assign"), st.lists(KEYS, min_size=1, max_size=12, unique=True)),

@@ -15,7 +15,6 @@ import itertools
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 
 import faiss
 import numpy as np
@@ -316,7 +315,7 @@ def run_unsupervised(corpus: np.ndarray, extra: np.ndarray | None, cfg: TrainCon
         data = _Anchors(corpus, extra, cfg, rng)
         init = _initial_adaptor(corpus, levels, cfg)
         module = _TorchAdaptor(dim, cfg.hidden, init.rotation, learn_rotation=cfg.rotation == "pca-learned")
-        settings = {"mode": "unsupervised", **asdict(cfg), "n_corpus": len(corpus),
+        settings = {"mode": "unsupervised", **cfg.to_dict(), "n_corpus": len(corpus),
                     "n_query_anchors": 0 if extra is None else len(extra)}
 
         steps = itertools.count(1)
@@ -509,7 +508,7 @@ def run_supervised(corpus: np.ndarray, queries: np.ndarray, relevance: list[tupl
         module = _TorchAdaptor.from_numpy(base, learn_rotation=cfg.rotation == "pca-learned")
         objective = _RankingObjective(module, queries, corpus, train_q, _Judged(rel, train_q, negatives),
                                       anchors, loss_levels, cfg, rng)
-        settings = {**base.settings, "mode": "supervised", **asdict(cfg), "n_queries": len(queries),
+        settings = {**base.settings, "mode": "supervised", **cfg.to_dict(), "n_queries": len(queries),
                     "n_train_queries": len(train_q), "n_val_queries": len(val_q)}
 
         def evaluate() -> float:

@@ -19,7 +19,6 @@ import numpy as np
 from ..filters import Node
 from ..funnel import CoarseCost, FunnelPlan
 from ..ids import UserId
-from ..kernels import STREAM_ROWS
 
 
 @dataclass(slots=True)  # slots: one query builds k of these, and a slotted one is cheaper to make
@@ -126,26 +125,56 @@ def run_search(backend: Backend, queries: np.ndarray, k: int, plan: FunnelPlan |
 
 async def search_async(backend: Backend, queries: np.ndarray, k: int, plan: FunnelPlan | None,
                        filter: Node | None = None) -> list[list[Hit]]:
-    """:func:`run_search` without blocking the event loop.
+    """:func:`run_search` without blocking the event loop: the backend's own ``asearch``
+    (a worker thread unless it has a native async client; see :class:`BackendBase`)."""
+    return await backend.asearch(queries, k, plan, filter)
 
-    A backend with a native async client (``asearch``: Qdrant on a server) awaits it; the
-    in-process engines (FAISS, Qdrant Edge, qdrant-client's local mode) compute on the CPU,
-    so their search runs in a worker thread instead.
+
+#: the shortest prefix an index starts its funnel at when the levels come from an adaptor: a
+#: 32-d prefix needs thousands of candidates for recall 0.99 even on a few thousand documents
+#: (benchmarks/results/funnel_need.md); ``matry-index advise`` measures it on your data
+MIN_COARSE_LEVEL = 64
+
+
+class BackendBase:
+    """What a backend gets for free: the protocol's optional parts, as defaults.
+
+    Subclass it, set ``kind``, implement the required methods of :class:`Backend`, and add one
+    line to the registry (:func:`matry_index.backends.register_backend`); the conformance suite
+    (:mod:`matry_index.testing`) then says whether it keeps the contract.
     """
-    native = getattr(backend, "asearch", None)
-    if native is not None:
-        return await native(queries, k, plan, filter)
-    return await asyncio.to_thread(run_search, backend, queries, k, plan, filter)
 
+    kind = "custom"
+    where = "in process"
+    keeps_own_data = False
+    store_id: str | None = None
 
-def level_norms(vectors: np.ndarray, levels: tuple[int, ...], block: int = STREAM_ROWS) -> np.ndarray:
-    """‖v[:m]‖ for every level m, shape (n, len(levels)); zeros become 1 to avoid NaN.
+    @classmethod
+    def level_policy(cls, levels: tuple[int, ...]) -> tuple[int, ...]:
+        """The prefix levels an index keeps of an adaptor's (the full dimension is added by the
+        index): those from :data:`MIN_COARSE_LEVEL` up, or all of them when none is that long.
+        An engine where every stored level costs storage and a search stage keeps fewer."""
+        return tuple(m for m in levels if m >= MIN_COARSE_LEVEL) or tuple(levels)
 
-    Computed ``block`` rows at a time, so a memory-mapped matrix is streamed through rather
-    than copied into RAM by the temporaries."""
-    out = np.empty((len(vectors), len(levels)), np.float32)
-    cols = [m - 1 for m in levels]
-    for s in range(0, len(vectors), block):
-        sq = np.cumsum(np.square(vectors[s:s + block], dtype=np.float32), axis=1, dtype=np.float32)
-        out[s:s + block] = np.sqrt(sq[:, cols])
-    return np.where(out > 0, out, 1.0).astype(np.float32)
+    async def asearch(self, queries: np.ndarray, k: int, plan: FunnelPlan | None,
+                      filter: Node | None = None) -> list[list[Hit]]:
+        """:func:`run_search` in a worker thread: in-process engines compute on the CPU (and
+        release the GIL in their kernels), so a thread is what keeps an event loop free."""
+        return await asyncio.to_thread(run_search, self, queries, k, plan, filter)
+
+    async def aclose(self) -> None:
+        """Release async resources (none by default)."""
+
+    def optimize(self) -> None:
+        """Finish deferred builds (nothing by default)."""
+
+    def storage_paths(self) -> list[Path]:
+        """Local paths where the engine keeps its own files (none by default)."""
+        return []
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes held in RAM for the records, by part (unknown by default: an empty dict)."""
+        return {}
+
+    def close(self) -> None:
+        """Release the engine (nothing by default)."""

@@ -22,12 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import normalize_rows
+from ..codes import ENCODINGS
 from ..errors import InvalidInput
 from .retrieval import exact_search
 
-#: how a code of the coarse stage is stored (bits per coordinate in :data:`CODE_BITS`)
-CODES = ("float", "int8", "int4", "binary", "binary-asym")
-CODE_BITS = {"float": 32, "int8": 8, "int4": 4, "binary": 1, "binary-asym": 1}
+#: the encodings measured here (:data:`matry_index.codes.ENCODINGS`: ``float`` is float32) and
+#: ``binary-asym``, the sign bits scanned with the float query: the same stored bits
+ENCODING_OF = {"float": "float32", "int8": "int8", "int4": "int4", "binary": "binary", "binary-asym": "binary"}
+CODES = tuple(ENCODING_OF)
+CODE_BITS = {code: ENCODINGS[encoding].bits_per_dim for code, encoding in ENCODING_OF.items()}
 
 
 def full_dimension_top_k(queries: np.ndarray, docs: np.ndarray, k: int = 10) -> np.ndarray:
@@ -36,7 +39,7 @@ def full_dimension_top_k(queries: np.ndarray, docs: np.ndarray, k: int = 10) -> 
 
 
 @dataclass(frozen=True)
-class CoarseCode:
+class FittedCode:
     """A coarse-stage code fitted on the documents: ``kind`` is one of :data:`CODES`.
 
     int8 is symmetric per coordinate, the 99.9th percentile of |x| mapped to 127 (rarer larger
@@ -51,7 +54,7 @@ class CoarseCode:
     center: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, docs: np.ndarray, kind: str) -> "CoarseCode":
+    def fit(cls, docs: np.ndarray, kind: str) -> "FittedCode":
         if kind not in CODES:
             raise InvalidInput(f"code must be one of {', '.join(CODES)}, got {kind!r}")
         x = normalize_rows(docs)
@@ -91,7 +94,7 @@ class CoarseCode:
 
 def code_bytes(dim: int, code: str) -> int:
     """Bytes per vector of a ``dim``-coordinate code."""
-    return (dim * CODE_BITS[code] + 7) // 8
+    return int(dim * CODE_BITS[code] + 7) // 8
 
 
 def _similarity(code: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -152,7 +155,7 @@ def funnel_need(queries: np.ndarray, docs: np.ndarray, levels: Sequence[int],
     d_all = transform(docs) if transform else docs
     out: dict[int, dict] = {}
     for m in levels:
-        coder = CoarseCode.fit(d_all[:, :m], code)
+        coder = FittedCode.fit(d_all[:, :m], code)
         ranks = coarse_ranks(coder.encode_queries(q_all[:, :m]), coder.encode(d_all[:, :m]), targets, code)
         out[int(m)] = {"bytes": code_bytes(m, code),
                        "needed": {float(r): candidates_needed(ranks, r) for r in recalls},

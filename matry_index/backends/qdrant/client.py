@@ -38,17 +38,20 @@ from typing import Any
 import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-from .._fs import require_free_space, storage_error
-from .._validation import check_bool, check_int, check_number
-from ..errors import Conflict, Corrupt, InvalidInput, Unavailable
-from ..filters import Node
-from ..funnel import FunnelPlan
-from . import qdrant_common as qc
-from . import records as saved_records
-from .base import Hit, SavedBackend, run_search
+from ..._fs import require_free_space, storage_error
+from ..._validation import check_bool, check_int, check_number
+from ...errors import Conflict, Corrupt, InvalidInput, Unavailable
+from ...filters import Node
+from ...funnel import FunnelPlan
+from .filters import Vocabulary, shared_builders
+from .requests import to_hits
+from .schema import EF_CONSTRUCT, HNSW_M, INT8_QUANTILE, Layout, check_metadata, check_payload_indexes, check_same_store, collection_metadata, new_store_id, saved_options, split_payload, vector_names
+from .store import QdrantStore, SCROLL_PAGE, StoredPoint, stored_points
+from .. import records as saved_records
+from ..base import Hit, SavedBackend
 
-VOCAB = qc.Vocabulary(
-    **qc.shared_builders(models),
+VOCAB = Vocabulary(
+    **shared_builders(models),
     match_value=lambda v: models.MatchValue(value=v),
     match_any=lambda vs: models.MatchAny(any=vs),
     range=lambda **kw: models.Range(**kw),
@@ -159,7 +162,7 @@ def _checked_options(**o: Any) -> dict[str, Any]:
             "prefer_grpc": check_bool(o["prefer_grpc"], "prefer_grpc")}
 
 
-class QdrantBackend(qc.QdrantStore):
+class QdrantBackend(QdrantStore):
     """A Qdrant collection behind the backend protocol.
 
     Connection: ``url`` (+ ``api_key``, default ``$QDRANT_API_KEY``) for a server or cluster,
@@ -187,7 +190,7 @@ class QdrantBackend(qc.QdrantStore):
                  retries: int = 3, shard_number: int | None = None, replication_factor: int | None = None,
                  write_consistency_factor: int | None = None, on_disk: bool = True,
                  quantization: str | None = "int8", payload_indexes: dict[str, str] | None = None,
-                 hnsw_m: int = qc.HNSW_M, ef_construct: int = qc.EF_CONSTRUCT,
+                 hnsw_m: int = HNSW_M, ef_construct: int = EF_CONSTRUCT,
                  batch_size: int = 256, prefer_grpc: bool = False, client: QdrantClient | None = None,
                  async_client: AsyncQdrantClient | None = None, must_exist: bool = False):
         if location not in (None, ":memory:"):  # qdrant-client reads any other location as a server's URL
@@ -195,13 +198,13 @@ class QdrantBackend(qc.QdrantStore):
                 raise InvalidInput("give a server as url= or as location=, not both")
             url, location = str(location), None
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
-        self.names = qc.vector_names(self.levels)
-        self.layout = qc.Layout(quantization, on_disk)
+        self.names = vector_names(self.levels)
+        self.layout = Layout(quantization, on_disk)
         self.options = _checked_options(
             collection=collection, url=url, path=str(path) if path else None, location=location, timeout=timeout,
             retries=retries, shard_number=shard_number, replication_factor=replication_factor,
             write_consistency_factor=write_consistency_factor, on_disk=on_disk, quantization=quantization,
-            payload_indexes=qc.check_payload_indexes(payload_indexes), hnsw_m=hnsw_m, ef_construct=ef_construct,
+            payload_indexes=check_payload_indexes(payload_indexes), hnsw_m=hnsw_m, ef_construct=ef_construct,
             batch_size=batch_size, prefer_grpc=prefer_grpc)
         self.collection, self.batch_size, self.retries = collection, self.options["batch_size"], self.options["retries"]
         self.where = f"Qdrant collection {collection!r} at {url or path or ':memory:'}"
@@ -254,13 +257,13 @@ class QdrantBackend(qc.QdrantStore):
         it — never in place of one that should exist (``must_exist``)."""
         if self._call(self.client.collection_exists, self.collection):
             info = self._call(self.client.get_collection, self.collection)
-            self.store_id = qc.check_metadata(info.config.metadata, self.dim, self.levels, self.adaptor_hash,
+            self.store_id = check_metadata(info.config.metadata, self.dim, self.levels, self.adaptor_hash,
                                               self.where)
         elif must_exist and not self.in_memory:
             raise InvalidInput(f"{self.where} does not exist (was it deleted, or is this the wrong "
                                "server?); nothing was created")
         else:
-            self.store_id = qc.new_store_id()
+            self.store_id = new_store_id()
             self._create()
 
     def _local(self, **kwargs: Any) -> QdrantClient:
@@ -304,7 +307,7 @@ class QdrantBackend(qc.QdrantStore):
         vectors ``on_disk`` (memory-mapped), a graph on the coarse vector only."""
         o = self.options
         codes = {"int8": lambda: models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
-                     type=models.ScalarType.INT8, quantile=qc.INT8_QUANTILE, always_ram=True)),
+                     type=models.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)),
                  "binary": lambda: models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))}
         vectors = {name: models.VectorParams(size=m, distance=models.Distance.DOT,
                                              hnsw_config=None if graph else models.HnswConfigDiff(m=0),
@@ -315,7 +318,7 @@ class QdrantBackend(qc.QdrantStore):
                    hnsw_config=models.HnswConfigDiff(m=o["hnsw_m"], ef_construct=o["ef_construct"]),
                    shard_number=o["shard_number"], replication_factor=o["replication_factor"],
                    write_consistency_factor=o["write_consistency_factor"],
-                   metadata=qc.collection_metadata(self.dim, self.levels, self.adaptor_hash, self.store_id))
+                   metadata=collection_metadata(self.dim, self.levels, self.adaptor_hash, self.store_id))
 
     # --- primitives --------------------------------------------------------------------
     def _journal_path(self) -> Path | None:
@@ -325,10 +328,10 @@ class QdrantBackend(qc.QdrantStore):
     def _count(self) -> int:
         return int(self._call(self.client.count, self.collection, exact=True).count)
 
-    def _fetch(self, pids: list, with_vectors: bool) -> list[qc.StoredPoint]:
+    def _fetch(self, pids: list, with_vectors: bool) -> list[StoredPoint]:
         points = self._call(self.client.retrieve, self.collection, ids=pids, with_payload=True,
                             with_vectors=["full"] if with_vectors else False)
-        return qc.stored_points(points, with_vectors)
+        return stored_points(points, with_vectors)
 
     def _upsert_batch(self, pids: list, per_level: dict[str, np.ndarray], payloads: list[dict]) -> None:
         self._call(self.client.upsert, self.collection, wait=True, points=models.Batch(
@@ -339,13 +342,13 @@ class QdrantBackend(qc.QdrantStore):
                    points_selector=models.PointIdsList(points=pids))
 
     def _scroll_page(self, flt: Any, offset: Any) -> tuple[list[dict], Any]:
-        points, offset = self._call(self.client.scroll, self.collection, scroll_filter=flt, limit=qc.SCROLL_PAGE,
+        points, offset = self._call(self.client.scroll, self.collection, scroll_filter=flt, limit=SCROLL_PAGE,
                                     offset=offset, with_payload=True, with_vectors=False)
         return [p.payload or {} for p in points], offset
 
     def _query(self, requests: list[models.QueryRequest]) -> list[list[Hit]]:
         responses = self._call(self.client.query_batch_points, self.collection, requests=requests)
-        return [qc.to_hits(r.points) for r in responses]
+        return [to_hits(r.points) for r in responses]
 
     # --- async ---------------------------------------------------------------------------
     def _async(self) -> AsyncQdrantClient | None:
@@ -365,11 +368,11 @@ class QdrantBackend(qc.QdrantStore):
                       filter: Node | None = None) -> list[list[Hit]]:
         """The funnel (exact where ``plan`` is None) as one awaited ``query_batch_points``."""
         client = self._async()
-        if client is None:
-            return await asyncio.to_thread(run_search, self, queries, k, plan, filter)
+        if client is None:  # local mode: a synchronous emulation, run in a worker thread
+            return await super().asearch(queries, k, plan, filter)
         requests = self._requests(queries, k, plan, filter)
         responses = await self._acall(client.query_batch_points, self.collection, requests=requests)
-        return [qc.to_hits(r.points) for r in responses]
+        return [to_hits(r.points) for r in responses]
 
     async def aclose(self) -> None:
         """Close the async client this backend made (a given one stays its owner's)."""
@@ -402,10 +405,10 @@ class QdrantBackend(qc.QdrantStore):
                 ids, meta, vectors = [], [], []
                 offset = None
                 while True:
-                    points, offset = self._call(self.client.scroll, self.collection, limit=qc.SCROLL_PAGE,
+                    points, offset = self._call(self.client.scroll, self.collection, limit=SCROLL_PAGE,
                                                 offset=offset, with_payload=True, with_vectors=["full"])
-                    for p in qc.stored_points(points, with_vectors=True):
-                        uid, m = qc.split_payload(p.payload)
+                    for p in stored_points(points, with_vectors=True):
+                        uid, m = split_payload(p.payload)
                         ids.append(uid)
                         meta.append(m)
                         vectors.append(p.full)
@@ -427,7 +430,7 @@ class QdrantBackend(qc.QdrantStore):
         """
         connection = dict(saved.connection)
         trust = bool(connection.pop("trust_stored_url", False))
-        opts, store_id = qc.saved_options(saved.options, SAVED_OPTIONS, saved.directory)
+        opts, store_id = saved_options(saved.options, SAVED_OPTIONS, saved.directory)
         stored_server = opts.get("url") or (opts.get("location") if opts.get("location") not in (None, ":memory:") else None)
         caller_server = any(key in connection for key in ("url", "client", "location"))
         if stored_server and not caller_server and not trust:
@@ -441,7 +444,7 @@ class QdrantBackend(qc.QdrantStore):
             return cls._restored(saved, {**opts, "url": None, "path": None, "location": None})
         if opts.get("path") and "path" not in connection and store_id is not None \
                 and (Path(opts["path"]) / "meta.json").is_file():  # (a missing folder is reported when opened)
-            qc.check_same_store(local_store_id(opts["path"], opts.get("collection", "matry_index")), store_id,
+            check_same_store(local_store_id(opts["path"], opts.get("collection", "matry_index")), store_id,
                                 f"the Qdrant local storage at {opts['path']} named by the save")
         backend = cls._reopened(saved, {**opts, **connection})
         return backend.confirm_store(store_id)

@@ -25,9 +25,9 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from .._fs import storage_error
-from ..errors import InvalidInput, NoSpace, StorageError
-from ..kernels import STREAM_ROWS
+from ..._fs import storage_error
+from ...errors import InvalidInput, NoSpace, StorageError
+from ...kernels import STREAM_ROWS
 
 STORAGES = ("memory", "mmap")
 

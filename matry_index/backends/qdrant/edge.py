@@ -26,11 +26,14 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from .._fs import atomic_write_text, require_free_space, storage_error, unallocated_bytes
-from .._validation import check_int
-from ..errors import Conflict, Corrupt, InvalidInput, MatryIndexError, StorageError
-from . import qdrant_common as qc
-from .base import Hit, SavedBackend
+from ..._fs import atomic_write_text, require_free_space, storage_error, unallocated_bytes
+from ..._validation import check_int
+from ...errors import Conflict, Corrupt, InvalidInput, MatryIndexError, StorageError
+from .filters import Vocabulary, shared_builders
+from .requests import to_hits
+from .schema import EF_CONSTRUCT, HNSW_M, INT8_QUANTILE, Layout, check_metadata, check_payload_indexes, check_same_store, collection_metadata, new_store_id, saved_options, vector_names
+from .store import QdrantStore, SCROLL_PAGE, StoredPoint, stored_points
+from ..base import Hit, SavedBackend
 
 def _not_bool(value):
     """qdrant-edge-py 0.9 passes Python bools to the engine as integers, so an equality filter
@@ -41,8 +44,8 @@ def _not_bool(value):
     return value
 
 
-VOCAB = qc.Vocabulary(
-    **qc.shared_builders(qe),
+VOCAB = Vocabulary(
+    **shared_builders(qe),
     match_value=lambda v: qe.MatchValue(_not_bool(v)),
     match_any=lambda vs: qe.MatchAny([_not_bool(v) for v in vs]),
     range=lambda **kw: qe.RangeFloat(**kw),
@@ -88,7 +91,7 @@ SAVED_OPTIONS = ("path", "hnsw_m", "ef_construct", "full_scan_threshold", "quant
                  "payload_indexes", "batch_size")
 
 
-class QdrantEdgeBackend(qc.QdrantStore):
+class QdrantEdgeBackend(QdrantStore):
     """An Edge shard at ``path`` behind the backend protocol (created if absent, unless
     ``must_exist``, which a load passes so that a moved shard is an error, not a new one).
 
@@ -102,13 +105,13 @@ class QdrantEdgeBackend(qc.QdrantStore):
     keep_exact_floats = True  # qdrant-edge-py 0.9 can move a float payload by one ulp
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, path: str | Path,
-                 adaptor_hash: str | None = None, hnsw_m: int = qc.HNSW_M,
-                 ef_construct: int = qc.EF_CONSTRUCT, full_scan_threshold: int = 10_000,
+                 adaptor_hash: str | None = None, hnsw_m: int = HNSW_M,
+                 ef_construct: int = EF_CONSTRUCT, full_scan_threshold: int = 10_000,
                  quantization: str | None = "int8", on_disk: bool = True,
                  payload_indexes: dict[str, str] | None = None, batch_size: int = 512, must_exist: bool = False):
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
-        self.layout = qc.Layout(quantization, on_disk)
-        self.names = qc.vector_names(self.levels)
+        self.layout = Layout(quantization, on_disk)
+        self.names = vector_names(self.levels)
         if not isinstance(path, (str, Path)) or not str(path):
             raise InvalidInput(f"path must be a directory name; got {path!r}")
         self.path = Path(path)
@@ -116,7 +119,7 @@ class QdrantEdgeBackend(qc.QdrantStore):
                         "ef_construct": check_int(ef_construct, "ef_construct", 4, 1 << 14),
                         "full_scan_threshold": check_int(full_scan_threshold, "full_scan_threshold", 0, 1 << 40),
                         "quantization": quantization, "on_disk": on_disk,
-                        "payload_indexes": qc.check_payload_indexes(payload_indexes),
+                        "payload_indexes": check_payload_indexes(payload_indexes),
                         "batch_size": check_int(batch_size, "batch_size", 1, 1 << 16)}
         self.batch_size = self.options["batch_size"]
         self.where = f"Qdrant Edge shard at {self.path}"
@@ -139,7 +142,7 @@ class QdrantEdgeBackend(qc.QdrantStore):
 
     def _load(self) -> None:
         """Open the existing shard after checking its schema, adaptor and free space."""
-        self.store_id = qc.check_metadata(shard_metadata(self.path), self.dim, self.levels, self.adaptor_hash,
+        self.store_id = check_metadata(shard_metadata(self.path), self.dim, self.levels, self.adaptor_hash,
                                           self.where)
         if not (self.path / "shard" / "edge_config.json").is_file():
             raise Corrupt(f"{self.where}: the shard files are missing (only {META_FILE} is there)")
@@ -157,16 +160,16 @@ class QdrantEdgeBackend(qc.QdrantStore):
         require_free_space(self.path, EDGE_HEADROOM + (128 << 20), "a new Qdrant Edge shard")
         (self.path / "shard").mkdir(parents=True, exist_ok=True)
         self.shard = qe.EdgeShard.create(str(self.path / "shard"), self._config())
-        self.store_id = qc.new_store_id()
+        self.store_id = new_store_id()
         atomic_write_text(self.path / META_FILE, json.dumps(
-            qc.collection_metadata(self.dim, self.levels, self.adaptor_hash, self.store_id)))
+            collection_metadata(self.dim, self.levels, self.adaptor_hash, self.store_id)))
 
     def _config(self) -> "qe.EdgeConfig":
         """The shard's configuration: :class:`qdrant_common.Layout` in Edge's terms (codes
         ``Pinned`` in RAM, on-disk vectors ``Cold``: mapped, read on demand)."""
         o = self.options
         no_graph = qe.HnswIndexConfig(m=0, ef_construct=o["ef_construct"], full_scan_threshold=o["full_scan_threshold"])
-        codes = {"int8": lambda: qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=qc.INT8_QUANTILE,
+        codes = {"int8": lambda: qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=INT8_QUANTILE,
                                                              memory=qe.Memory.Pinned),
                  "binary": lambda: qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)}
         vectors = {name: qe.EdgeVectorParams(size=m, distance=qe.Distance.Dot,
@@ -199,9 +202,9 @@ class QdrantEdgeBackend(qc.QdrantStore):
     def _count(self) -> int:
         return int(self._run(self.shard.count, qe.CountRequest(exact=True)))
 
-    def _fetch(self, pids: list, with_vectors: bool) -> list[qc.StoredPoint]:
+    def _fetch(self, pids: list, with_vectors: bool) -> list[StoredPoint]:
         points = self._run(self.shard.retrieve, pids, True, ["full"] if with_vectors else False)
-        return qc.stored_points(points, with_vectors)
+        return stored_points(points, with_vectors)
 
     def _upsert_batch(self, pids: list, per_level: dict[str, np.ndarray], payloads: list[dict]) -> None:
         points = [qe.Point(pid, {name: v[r] for name, v in per_level.items()}, payloads[r])
@@ -213,12 +216,12 @@ class QdrantEdgeBackend(qc.QdrantStore):
 
     def _scroll_page(self, flt: Any, offset: Any) -> tuple[list[dict], Any]:
         points, offset = self._run(self.shard.scroll, qe.ScrollRequest(
-            offset=offset, limit=qc.SCROLL_PAGE, filter=flt, with_payload=True, with_vector=False))
+            offset=offset, limit=SCROLL_PAGE, filter=flt, with_payload=True, with_vector=False))
         return [p.payload or {} for p in points], offset
 
     def _query(self, requests: list) -> list[list[Hit]]:
         results = self._run(self.shard.query_batch, qe.QueryBatchRequest(requests))
-        return [qc.to_hits(points) for points in results]
+        return [to_hits(points) for points in results]
 
     def _create_payload_index(self, field: str, kind: str) -> None:
         schema = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float}[kind]
@@ -245,7 +248,7 @@ class QdrantEdgeBackend(qc.QdrantStore):
         plain JSON) carries the store id the save recorded; a shard given as ``path=`` must
         carry it too. Of the saved options only those :meth:`save` writes are read.
         """
-        opts, store_id = qc.saved_options(saved.options, SAVED_OPTIONS, saved.directory)
+        opts, store_id = saved_options(saved.options, SAVED_OPTIONS, saved.directory)
         unknown = set(saved.connection) - {"path"}
         if unknown:
             raise InvalidInput(f"a Qdrant Edge index takes no connection options but path; got {sorted(unknown)}")
@@ -256,7 +259,7 @@ class QdrantEdgeBackend(qc.QdrantStore):
             meta = shard_metadata(Path(path))
             found = (meta or {}).get("matry_index", {}).get("store_id") if isinstance(meta, dict) else None
             if meta is not None:
-                qc.check_same_store(found, store_id, f"the Qdrant Edge shard at {path} named by the save")
+                check_same_store(found, store_id, f"the Qdrant Edge shard at {path} named by the save")
         backend = cls(saved.dim, saved.levels, adaptor_hash=saved.adaptor_hash, must_exist=True,
                       **{**opts, "path": path})
         return backend.confirm_store(store_id)

@@ -18,8 +18,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..ids import UserId, key_for
-from .base import Hit, Record, level_norms
+from ...ids import UserId, key_for
+from ...kernels import level_norms
+from ..base import Hit, Record
 from .keymap import KeyMap
 from .vector_storage import MemoryStorage, VectorStorage
 
