@@ -156,7 +156,11 @@ def _swap_in(tmp: Path, target: Path) -> None:
         if os.path.lexists(target):
             old = target.with_name(f".{target.name}{OLD_MARK}{os.getpid()}-{secrets.token_hex(4)}")
             os.replace(target, old)
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old, target)  # still alive: put the previous save back at once
+                raise
             _fsync_dir(target.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:

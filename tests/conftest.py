@@ -1,4 +1,9 @@
-"""Shared fixtures: real SciFact embeddings from ../shared/data, sliced small for speed."""
+"""Shared fixtures: real SciFact embeddings from ../shared/data, sliced small for speed.
+
+Every test that reads them carries the ``shared_data`` marker (set here for the fixtures'
+users, by hand for the few that read the folder directly), so that ``pytest -m 'not
+shared_data'`` runs in a clone without ``../shared``.
+"""
 from __future__ import annotations
 
 import os
@@ -17,6 +22,16 @@ def _require(path: Path) -> Path:
     if not path.exists():
         pytest.fail(f"test data missing: {path} (set MATRY_INDEX_SHARED to the shared/ folder)")
     return path
+
+
+#: the fixtures that read ../shared
+SHARED_FIXTURES = {"scifact_experiment", "scifact_vectors", "small_corpus"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared_data)
 
 
 @pytest.fixture(scope="session")

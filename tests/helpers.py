@@ -1,5 +1,7 @@
-"""Helpers shared by the test modules: one way to open an index on each backend."""
+"""Helpers shared by the test modules: one factory of empty indexes per backend kind."""
 from __future__ import annotations
+
+from pathlib import Path
 
 from matry_index import MatryoshkaIndex
 
@@ -15,21 +17,50 @@ EDGE_IN_RAM = "qdrant-edge-in-ram"
 SUITE_LEVELS = (64, 128, 256)
 
 
-def make_index(kind, tmp_path, dim=384, persistent=False, **kw):
-    """An empty index on one backend: FAISS (vectors in RAM or memory-mapped), Qdrant local
-    mode (in memory, or on disk where a test reopens it), or an Edge shard."""
-    if kind == "faiss":
-        return MatryoshkaIndex(dim, coarse=kw.pop("coarse", "hnsw"), **kw)
-    if kind == FAISS_MMAP:
-        return MatryoshkaIndex(dim, coarse=kw.pop("coarse", "hnsw"), vector_storage="mmap",
-                               scratch_dir=str(tmp_path), **kw)
-    kw.setdefault("levels", SUITE_LEVELS)
-    if kind == "qdrant":
-        where = {"path": str(tmp_path / "qdrant")} if persistent else {"location": ":memory:"}
-        return MatryoshkaIndex(dim, backend="qdrant", **where, **kw)
-    if kind == EDGE_IN_RAM:
-        kw.update(quantization=None, on_disk=False)
+def _faiss(tmp_path: Path, dim: int, persistent: bool, **kw) -> MatryoshkaIndex:
+    return MatryoshkaIndex(dim, coarse=kw.pop("coarse", "hnsw"), **kw)
+
+
+def _faiss_mmap(tmp_path: Path, dim: int, persistent: bool, **kw) -> MatryoshkaIndex:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return MatryoshkaIndex(dim, coarse=kw.pop("coarse", "hnsw"), vector_storage="mmap", scratch_dir=str(tmp_path), **kw)
+
+
+def _qdrant(tmp_path: Path, dim: int, persistent: bool, **kw) -> MatryoshkaIndex:
+    where = {"path": str(tmp_path / "qdrant")} if persistent else {"location": ":memory:"}
+    return MatryoshkaIndex(dim, backend="qdrant", **where, **kw)
+
+
+def _edge(tmp_path: Path, dim: int, persistent: bool, **kw) -> MatryoshkaIndex:
     return MatryoshkaIndex(dim, backend="qdrant-edge", path=str(tmp_path / "edge"), **kw)
+
+
+def _edge_in_ram(tmp_path: Path, dim: int, persistent: bool, **kw) -> MatryoshkaIndex:
+    return _edge(tmp_path, dim, persistent, quantization=None, on_disk=False, **kw)
+
+
+#: an empty index of each kind: ``factory(tmp_path, dim, persistent, **options)`` (qdrant local
+#: mode on disk where a test reopens it, in memory otherwise)
+FACTORIES = {"faiss": _faiss, FAISS_MMAP: _faiss_mmap, "qdrant": _qdrant, "qdrant-edge": _edge,
+             EDGE_IN_RAM: _edge_in_ram}
+
+
+def make_index(kind, tmp_path, dim=384, persistent=False, **kw):
+    """An empty index on one backend kind (the Qdrant kinds get :data:`SUITE_LEVELS` unless told)."""
+    if kind.startswith("qdrant"):
+        kw.setdefault("levels", SUITE_LEVELS)
+    return FACTORIES[kind](Path(tmp_path), dim, persistent, **kw)
+
+
+def rewrite_manifest(directory, edit) -> None:
+    """Edit a save's manifest and recompute its checksum, as a crafted file would."""
+    import json
+    from matry_index.index import MANIFEST, _manifest_digest
+    path = Path(directory) / MANIFEST
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
 
 
 def ids_of(hits):

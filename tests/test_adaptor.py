@@ -304,6 +304,7 @@ def test_funnel_recipe_keeps_full_cosines_and_needs_fewer_candidates_than_pca(sc
     assert ours < pca - 0.1, (ours, pca)
 
 
+@pytest.mark.shared_data
 def test_objective_names_a_recipe(rng):
     from matry_index import cli
     with pytest.raises(MatryIndexError, match="objective must be one of funnel, prefix"):

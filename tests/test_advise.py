@@ -19,6 +19,7 @@ def _experiment(name):
     return load_experiment(folder, _require(folder / "embeddings" / "all-MiniLM-L6-v2"))
 
 
+@pytest.mark.shared_data
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["scifact", "docstrings"])
 def test_a_funnel_built_as_advised_meets_the_target_on_held_out_queries(name):

@@ -1,15 +1,13 @@
 """``MatryoshkaIndex.asearch`` on every backend: the same answers as ``search``, concurrently,
 and through Qdrant's own async client where the index has one."""
-import asyncio
 
 import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from matry_index import MatryIndexError, MatryoshkaIndex
-from matry_index.funnel import FunnelPlan
 
-from .helpers import BACKENDS, EDGE_IN_RAM, FAISS_MMAP, SUITE_LEVELS, ids_of, make_index
+from .helpers import SUITE_LEVELS, ids_of
 
 DIM, N = 384, 400
 
@@ -32,31 +30,6 @@ def async_view(client: QdrantClient) -> AsyncQdrantClient:
 def same(a, b):
     assert [ids_of(x) for x in a] == [ids_of(x) for x in b]
     assert np.allclose([[h.score for h in x] for x in a], [[h.score for h in x] for x in b], atol=1e-5)
-
-
-@pytest.mark.parametrize("kind", BACKENDS + [FAISS_MMAP, EDGE_IN_RAM])
-async def test_asearch_gives_search_answers_concurrently(kind, tmp_path):
-    ids, vectors, meta, queries = corpus()
-    index = make_index(kind, tmp_path)
-    try:
-        index.add(ids, vectors, meta)
-        plan = FunnelPlan((120, 60, 30))
-        sync = {"batch": index.search(queries, k=5), "exact": index.search(queries, k=5, exact=True),
-                "filtered": index.search(queries, k=5, filter={"group": "b", "n": {"$gte": 100}}),
-                "plan": index.search(queries, k=5, plan=plan)}
-        got = await asyncio.gather(index.asearch(queries, k=5), index.asearch(queries, k=5, exact=True),
-                                   index.asearch(queries, k=5, filter={"group": "b", "n": {"$gte": 100}}),
-                                   index.asearch(queries, k=5, plan=plan))
-        for (name, expected), answer in zip(sync.items(), got):
-            same(answer, expected)
-        one = await asyncio.gather(*(index.asearch(q, k=3) for q in queries))
-        assert [ids_of(h) for h in one] == [ids_of(h[:3]) for h in sync["batch"]]
-        with pytest.raises(MatryIndexError, match="k must be"):
-            await index.asearch(queries[0], k=0)
-        with pytest.raises(MatryIndexError):
-            await index.asearch(queries[:, :10])
-    finally:
-        await index.aclose()
 
 
 async def test_qdrant_asearch_awaits_the_async_client_not_the_sync_one():

@@ -12,6 +12,7 @@ from matry_index.evaluation import ndcg_at_k, recall_at_k
 from .conftest import SCIFACT
 
 
+@pytest.mark.shared_data
 def test_load_beir_scifact_counts():
     ds = load_beir(SCIFACT)
     assert len(ds.corpus) == 5183 and len(ds.queries) == 1109
@@ -195,6 +196,7 @@ def test_qdrant_setup_creates_the_default_layout_and_its_options(tmp_path, rng):
     assert "binary" in config["vectors"]["d128"]["quantization_config"]
 
 
+@pytest.mark.shared_data
 def test_cli_names_a_missing_extra_in_one_line(monkeypatch, capsys, tmp_path):
     from .conftest import _require
     from matry_index import cli
@@ -221,6 +223,7 @@ def test_cli_has_a_version_and_help_shows_defaults(capsys):
     assert "(default: 0.99)" in text and "(default: auto)" in text and "(default: None)" not in text
 
 
+@pytest.mark.shared_data
 @pytest.mark.slow
 def test_quickstart_runs_end_to_end_and_explains_itself(tmp_path, monkeypatch, capsys):
     """The README's main job with short fits (the pipeline, not the training, is under test):

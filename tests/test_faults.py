@@ -26,10 +26,8 @@ import numpy as np
 import pytest
 
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex, StorageError
-from matry_index._fs import recover_directory
-from matry_index.index import is_saved_index
 
-from .helpers import BACKENDS, FAISS_MMAP, fail_on_call, ids_of, make_index
+from .helpers import BACKENDS, fail_on_call, ids_of, make_index
 
 DIM, LEVELS = 16, (8, 16)
 REPO = Path(__file__).resolve().parents[1]
@@ -92,33 +90,6 @@ def _save_calls(index, tmp_path, monkeypatch) -> int:
         index.save(tmp_path / "count")
     shutil.rmtree(tmp_path / "count")
     return counter.calls
-
-
-@pytest.mark.parametrize("kind", BACKENDS + [FAISS_MMAP])
-def test_a_save_failing_at_any_step_keeps_the_previous_save(kind, tmp_path, monkeypatch, rng):
-    index, vectors = _index(kind, tmp_path, rng)
-    queries = vectors[50:53]
-    index.save(tmp_path / "ix")
-    saved = _snapshot(index, queries)
-    index.add(["later"], vectors[45:46])
-    current = _snapshot(index, queries)
-    total = _save_calls(index, tmp_path, monkeypatch)
-    assert total >= 8
-    for n in range(1, total + 1):
-        completed = _saved_despite(monkeypatch, n, lambda: index.save(tmp_path / "ix"))
-        assert _snapshot(index, queries) == current, n
-        leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".ix.tmp")]
-        assert leftovers == [], (n, leftovers)
-        if kind in ("faiss", FAISS_MMAP, "qdrant"):  # the save holds the records
-            loaded = MatryoshkaIndex.load(tmp_path / "ix")
-            assert _snapshot(loaded, queries) == (current if completed else saved), n
-            loaded.close()
-        else:  # an Edge shard persists on its own (and is held open here); the save holds how to reopen it
-            recover_directory(tmp_path / "ix", is_saved_index)  # what a load does first
-            assert MatryoshkaIndex._read_manifest(tmp_path / "ix")["count"] == (41 if completed else saved[0]), n
-        if completed:  # a failure it could shrug off (an fsync of a directory): now the saved state
-            saved = current
-    index.close()
 
 
 def test_an_adaptor_save_failing_at_any_step_keeps_the_previous_one(tmp_path, monkeypatch, rng):

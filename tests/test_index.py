@@ -1,6 +1,5 @@
 """MatryoshkaIndex on every backend (FAISS, Qdrant local mode, Qdrant Edge), on real SciFact vectors."""
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -14,38 +13,6 @@ from .helpers import BACKENDS, EDGE_IN_RAM, FAISS_MMAP, ids_of, make_index
 @pytest.fixture(params=BACKENDS + [FAISS_MMAP, EDGE_IN_RAM])
 def backend(request):
     return request.param
-
-
-@pytest.fixture()
-def index(request, backend, small_corpus, tmp_path):
-    ids, docs, _ = small_corpus
-    idx = make_index(backend, tmp_path, persistent="reopen" in request.keywords)
-    idx.add(ids, docs, [{"n": i % 50, "tag": "even" if i % 2 == 0 else "odd"} for i in range(len(ids))])
-    idx.optimize()
-    yield idx
-    idx.close()
-
-
-@pytest.mark.slow
-def test_funnel_equals_exact_search_when_candidates_cover_the_corpus(index, small_corpus):
-    _, docs, queries = small_corpus
-    everything = FunnelPlan((len(docs), len(docs), len(docs)))
-    funnel = index.search(queries, k=10, plan=everything)
-    exact = index.search(queries, k=10, exact=True)
-    assert [ids_of(h) for h in funnel] == [ids_of(h) for h in exact]
-    # and exact search agrees with plain numpy cosine on the original vectors
-    norm = docs / np.linalg.norm(docs, axis=1, keepdims=True)
-    top = np.argsort(-(queries @ norm.T), axis=1)[:, :10]
-    ids = small_corpus[0]
-    assert [ids_of(h) for h in exact] == [[ids[j] for j in row] for row in top]
-
-
-def test_single_query_returns_one_list(index, small_corpus):
-    _, _, queries = small_corpus
-    hits = index.search(queries[0], k=5)
-    assert len(hits) == 5 and all(isinstance(h.id, str) for h in hits)
-    assert hits == index.search(queries[:1], k=5)[0]
-    assert hits[0].score >= hits[-1].score
 
 
 def test_tuned_plan_reaches_target_on_held_out_queries(scifact_vectors):
@@ -79,35 +46,6 @@ def test_tuned_ivf_plan_picks_nprobe_and_holds_on_held_out_queries(scifact_vecto
     assert MatryoshkaIndex.load(tmp_path / "ix").plan.nprobe == plan.nprobe
 
 
-@pytest.mark.slow
-@pytest.mark.reopen
-def test_save_load_round_trip(index, small_corpus, tmp_path):
-    _, _, queries = small_corpus
-    before = index.search(queries, k=10)
-    n, levels, plan = len(index), index.levels, index.plan
-    index.save(tmp_path / "ix")
-    index.close()  # Qdrant local storage and Edge shards are single-process
-    loaded = MatryoshkaIndex.load(tmp_path / "ix")
-    assert len(loaded) == n and loaded.levels == levels and loaded.plan == plan
-    for a, b in zip(before, loaded.search(queries, k=10)):
-        assert ids_of(a) == ids_of(b)
-        assert [h.metadata for h in a] == [h.metadata for h in b]
-    loaded.close()
-
-
-def test_exact_plan_scans_exhaustively_and_survives_save_load(index, small_corpus, tmp_path):
-    _, _, queries = small_corpus
-    exact = index.search(queries, k=10, exact=True)
-    index.plan = FunnelPlan.exhaustive(index.levels, len(index))
-    for a, b in zip(exact, index.search(queries, k=10)):
-        assert ids_of(a) == ids_of(b)
-    index.save(tmp_path / "ix")
-    index.close()
-    loaded = MatryoshkaIndex.load(tmp_path / "ix")
-    assert loaded.plan.exact
-    loaded.close()
-
-
 def test_save_with_adaptor_and_refuse_another(backend, small_corpus, tmp_path, rng):
     ids, docs, queries = small_corpus
     q, _ = np.linalg.qr(rng.standard_normal((docs.shape[1], docs.shape[1])))
@@ -134,20 +72,6 @@ def test_save_with_adaptor_and_refuse_another(backend, small_corpus, tmp_path, r
         MatryoshkaIndex(128, adaptor=adaptor)
 
 
-def test_delete_and_re_add(index, small_corpus):
-    ids, docs, queries = small_corpus
-    top = ids_of(index.search(queries[0], k=3, exact=True))
-    index.delete(top[:2])
-    assert len(index) == len(ids) - 2
-    assert index.get(top[:2]) == [None, None]
-    after = ids_of(index.search(queries[0], k=3))
-    assert top[0] not in after and top[1] not in after
-    rows = [ids.index(t) for t in top[:2]]
-    index.add(top[:2], docs[rows])
-    assert ids_of(index.search(queries[0], k=3, exact=True)) == top
-    assert ids_of(index.search(queries[0], k=3))[:2] == top[:2]
-
-
 def test_binary_codes_rank_coarsely_but_a_wider_funnel_recovers(tmp_path, small_corpus):
     """1-bit codes of the coarse prefix (``quantization="binary"``): a funnel of a fifth of the
     collection finds most of the exact top 10; the tuner pays for what the codes lose with more
@@ -167,76 +91,8 @@ def test_binary_codes_rank_coarsely_but_a_wider_funnel_recovers(tmp_path, small_
     index.close()
 
 
-def test_mass_delete_keeps_results_exact(index, small_corpus):
-    ids, docs, queries = small_corpus
-    index.delete(ids[:1500])
-    assert len(index) == 500
-    if index.backend.kind == "faiss":
-        assert index.backend.rows.n == 500  # tombstones compacted away
-    exact = index.search(queries[:5], k=10, exact=True)
-    assert all(set(ids_of(h)) <= set(ids[1500:]) for h in exact)
-    assert [ids_of(h) for h in index.search(queries[:5], k=10, plan=FunnelPlan((500, 500, 500)))] == \
-        [ids_of(h) for h in exact]
-
-
-def test_upsert_replaces_vector_and_metadata(index, small_corpus):
-    ids, docs, queries = small_corpus
-    index.upsert([ids[0]], queries[:1], [{"n": -1}])
-    assert len(index) == len(ids)
-    hit = index.search(queries[0], k=1, exact=True)[0]
-    assert hit.id == ids[0] and hit.metadata == {"n": -1} and hit.score == pytest.approx(1.0, abs=1e-5)
-
-
-@pytest.mark.parametrize("flt, check", [
-    ({"n": 7}, lambda m: m["n"] == 7),                                     # 1 % of records
-    ({"n": {"$lt": 10}}, lambda m: m["n"] < 10),
-    ({"n": {"$in": [1, 2, 3]}, "tag": "odd"}, lambda m: m["n"] in (1, 2, 3) and m["tag"] == "odd"),
-    ({"$or": [{"n": 0}, {"n": {"$gte": 49}}]}, lambda m: m["n"] in (0, 49)),
-    ({"tag": {"$ne": "odd"}}, lambda m: m["tag"] == "even"),
-])
-def test_filters_return_k_matching_results(index, small_corpus, flt, check):
-    _, _, queries = small_corpus
-    # raw MiniLM 64-d prefixes need ~1000 candidates for near-exact recall (no adaptor here)
-    plan = FunnelPlan((1000, 250, 60))
-    for filtered, exact in zip(index.search(queries[:10], k=10, filter=flt, plan=plan),
-                               index.search(queries[:10], k=10, filter=flt, exact=True)):
-        assert len(filtered) == 10 and all(check(h.metadata) for h in filtered)
-        assert len(set(ids_of(filtered)) & set(ids_of(exact))) >= 9
-
-
-def test_filter_matching_fewer_than_k_returns_all_matches(index, small_corpus):
-    ids, docs, queries = small_corpus
-    index.upsert(ids[:3], docs[:3], [{"special": "yes"}] * 3)
-    hits = index.search(queries[0], k=10, filter={"special": "yes"})
-    assert sorted(ids_of(hits)) == sorted(ids[:3])
-    assert index.search(queries[0], k=10, filter={"n": 12345}) == []
-
-
 def _snapshot(index, queries):
     return len(index), [ids_of(h) for h in index.search(queries, k=10, exact=True)]
-
-
-@pytest.mark.parametrize("call", [
-    lambda ix, ids, docs: ix.add(["new"], docs[:1, :100]),                       # wrong dimension
-    lambda ix, ids, docs: ix.add(["a", "b"], np.vstack([docs[:1], np.full((1, 384), np.nan)])),
-    lambda ix, ids, docs: ix.add([], np.zeros((0, 384))),                           # empty
-    lambda ix, ids, docs: ix.add(["x", "x"], docs[:2]),                             # duplicate in call
-    lambda ix, ids, docs: ix.add(["fresh", ids[0]], docs[:2]),                      # already stored
-    lambda ix, ids, docs: ix.add(["a"], docs[:2]),                                  # count mismatch
-    lambda ix, ids, docs: ix.add(["a"], docs[:1], [{"x": 1}, {"y": 2}]),
-    lambda ix, ids, docs: ix.add([1.5], docs[:1]),                                  # bad id type
-    lambda ix, ids, docs: ix.delete([ids[0], "unknown"]),                           # unknown id
-    lambda ix, ids, docs: ix.search(docs[:1, :10], k=3),
-    lambda ix, ids, docs: ix.search(docs[:1], k=0),
-    lambda ix, ids, docs: ix.search(docs[:1], k=3, filter={"n": {"$between": 1}}),
-    lambda ix, ids, docs: ix.search(docs[:1], k=3, filter={"n": {"$in": 3}}),
-])
-def test_bad_input_gives_clear_error_and_changes_nothing(index, small_corpus, call):
-    ids, docs, queries = small_corpus
-    before = _snapshot(index, queries[:5])
-    with pytest.raises(MatryIndexError):
-        call(index, ids, docs)
-    assert _snapshot(index, queries[:5]) == before
 
 
 def test_failed_backend_write_leaves_index_unchanged(small_corpus, monkeypatch):
@@ -284,37 +140,6 @@ def test_corrupt_or_half_written_index_is_refused(small_corpus, tmp_path):
         MatryoshkaIndex.load(tmp_path / "nowhere")
 
 
-def test_tiny_dimension_and_int_ids(backend, tmp_path, rng):
-    idx = make_index(backend, tmp_path, dim=6)  # default levels collapse to (6,)
-    assert idx.levels == (6,)
-    vecs = rng.standard_normal((4, 6)) * 3
-    idx.add([10, 11, 12, 13], vecs)
-    hit = idx.search(vecs[2], k=1)[0]
-    assert hit.id == 12 and hit.score == pytest.approx(1.0, abs=1e-5)
-    idx.close()
-
-
-def test_search_is_safe_during_concurrent_adds(small_corpus):
-    ids, docs, queries = small_corpus
-    idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw")
-    idx.add(ids[:500], docs[:500])
-    errors = []
-
-    def writer():
-        try:
-            for s in range(500, 2000, 100):
-                idx.add(ids[s:s + 100], docs[s:s + 100])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-    t = threading.Thread(target=writer)
-    t.start()
-    while t.is_alive():
-        for hits in idx.search(queries[:8], k=5):
-            assert len(hits) == 5
-    t.join()
-    assert not errors and len(idx) == 2000
-
-
 @pytest.mark.parametrize("coarse, options", [
     ("flat", {}), ("ivf", {}), ("auto", {}), ("ivf", {"ivf_encoding": "sq8"}),
     ("ivf", {"ivf_encoding": "sq8", "nlist": 1024, "nprobe": 512})])  # graph-searched centroids
@@ -341,19 +166,6 @@ def test_deferred_bulk_load_builds_on_optimize_or_search(small_corpus):
     assert [ids_of(h) for h in idx.search(queries[:5], k=10, plan=everything)] == \
         [ids_of(h) for h in idx.search(queries[:5], k=10, exact=True)]
     assert idx.backend.coarse.index.ntotal == 2000
-
-
-def test_filter_results_follow_writes(index, small_corpus):
-    """Filtered results reflect upserts and deletes at once (FAISS caches filter masks)."""
-    ids, docs, queries = small_corpus
-    flt = {"n": 7}
-    first = index.search(queries[0], k=50, filter=flt)
-    assert len(first) == 40
-    index.upsert([ids[0]], docs[:1], [{"n": 7}])
-    assert len(index.search(queries[0], k=50, filter=flt)) == 41
-    index.delete([first[0].id])
-    after = index.search(queries[0], k=50, filter=flt)
-    assert len(after) == 40 and first[0].id not in ids_of(after)
 
 
 def test_unreachable_qdrant_server_gives_clear_error():
@@ -399,15 +211,6 @@ def test_qdrant_collection_schema_is_checked_on_open(small_corpus, tmp_path):
     info.close()
 
 
-def test_scan_lists_matching_records(index, small_corpus):
-    ids, _, _ = small_corpus
-    assert sorted(i for i, _ in index.scan()) == sorted(ids)
-    seven = index.scan({"n": 7})
-    assert len(seven) == 40 and all(m["n"] == 7 for _, m in seven)
-    index.delete([seven[0][0]])
-    assert len(index.scan({"n": 7})) == 39
-
-
 @pytest.mark.parametrize("coarse", ["hnsw", "ivf"])
 def test_single_query_and_batch_paths_agree(small_corpus, coarse):
     """One query takes a leaner code path than a batch; both must return the same hits."""
@@ -437,32 +240,6 @@ def test_sparse_candidate_lists_keep_batch_and_single_paths_exact(small_corpus):
         assert scores == sorted(scores, reverse=True)
 
 
-def test_hits_carry_the_right_ids_and_metadata_through_mixed_writes(small_corpus, tmp_path):
-    """Hits read int ids from the packed key array and metadata only where a record has some:
-    both must stay right as string ids, records without metadata, compaction and reloads mix in."""
-    _, docs, queries = small_corpus
-    idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw", flat_threshold=50)
-    expected = {i: ({"i": i} if i % 3 == 0 else {}) for i in range(100)}
-    idx.add(list(expected), docs[:100], list(expected.values()))
-
-    def check(index):
-        for hits in index.search(queries[:3], k=len(expected), plan=FunnelPlan((len(expected),) * 3)):
-            assert sorted(map(str, ids_of(hits))) == sorted(map(str, expected))
-            assert all(h.metadata == expected[h.id] for h in hits)
-            assert all(type(h.id) is type(next(i for i in expected if i == h.id)) for h in hits)
-    check(idx)
-    strings = {f"doc-{j}": ({"s": j} if j % 2 else {}) for j in range(100, 150)}
-    idx.add(list(strings), docs[100:150], list(strings.values()))
-    expected.update(strings)
-    check(idx)
-    gone = list(range(0, 100, 2))
-    idx.delete(gone)                       # a third of the rows: compacts
-    for i in gone:
-        del expected[i]
-    check(idx)
-    check(MatryoshkaIndex.load(idx.save(tmp_path / "ix")))
-
-
 @pytest.mark.parametrize("kind", ["faiss", FAISS_MMAP])
 def test_int_ids_keep_their_records_through_a_compaction(kind, small_corpus, tmp_path):
     """With every id an int, ids are read from the key array: a compaction must read them
@@ -484,21 +261,3 @@ def test_int_ids_keep_their_records_through_a_compaction(kind, small_corpus, tmp
     idx.close()
 
 
-def test_a_rotation_adaptor_leaves_the_final_ranking_the_original_models(backend, small_corpus, tmp_path, rng):
-    """The funnel-aware adaptor is a rotation: an index's last stage then scores the original
-    full-dimension cosine, so its final ranking can never fall below the original model's."""
-    ids, docs, queries = small_corpus
-    q, _ = np.linalg.qr(rng.standard_normal((docs.shape[1], docs.shape[1])))
-    adaptor = MatryoshkaAdaptor(docs.shape[1], (32, 64, 128, 384), rotation=q)
-    assert adaptor.preserves_full_cosines and not MatryoshkaAdaptor(
-        docs.shape[1], (64, 384), rotation=q, w1=np.zeros((384, 4)), b1=np.zeros(4),
-        w2=np.zeros((4, 384)), b2=np.zeros(384)).preserves_full_cosines
-    idx = make_index(backend, tmp_path, adaptor=adaptor)
-    idx.add(ids[:800], docs[:800])
-    norm = docs[:800] / np.linalg.norm(docs[:800], axis=1, keepdims=True)
-    cosines = queries[:20] @ norm.T
-    top = np.argsort(-cosines, axis=1, kind="stable")[:, :10]
-    for row, hits, expected in zip(cosines, idx.search(queries[:20], k=10, exact=True), top):
-        assert ids_of(hits) == [ids[j] for j in expected]
-        np.testing.assert_allclose([h.score for h in hits], row[expected], atol=1e-5)
-    idx.close()

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from matry_index import Conflict, Corrupt, InvalidInput, MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex, NoSpace
-from matry_index.index import MANIFEST, _manifest_digest, is_saved_index
+from matry_index.index import is_saved_index
 
-from .helpers import ids_of, make_index
+from .helpers import ids_of, make_index, rewrite_manifest
 
 DIM = 16
 
@@ -31,15 +31,6 @@ def filled(kind, tmp_path, vectors, n=30, persistent=True, **kw):
     idx = make_index(kind, tmp_path, dim=DIM, persistent=persistent, levels=(8, 16), **kw)
     idx.add([f"d{i}" for i in range(n)], vectors[:n], [{"i": i} for i in range(n)])
     return idx
-
-
-def rewrite_manifest(directory: Path, edit) -> None:
-    """Edit a save's manifest and recompute its checksum, as a crafted file would."""
-    path = directory / MANIFEST
-    manifest = json.loads(path.read_text())
-    edit(manifest)
-    manifest["manifest_sha256"] = _manifest_digest(manifest)
-    path.write_text(json.dumps(manifest))
 
 
 def rewrite_file(directory: Path, name: str, text: str) -> None:

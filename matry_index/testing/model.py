@@ -1,5 +1,6 @@
-"""Property-based tests of the backend contract: random sequences of add / upsert / delete /
-search / scan / save / load on every backend agree with a plain-Python model of the index.
+"""The contract as a property: random sequences of add / upsert / delete / search / scan / get /
+save and load agree with a plain-Python model of an index (needs ``hypothesis``, from the
+``test`` extra).
 
 The model is a dict of id → (unit vector, metadata) and a filter evaluator written here from
 docs/filters.md, independent of :mod:`matry_index.filters`. Hypothesis shrinks any
@@ -12,14 +13,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from matry_index import FunnelPlan, MatryIndexError, MatryoshkaIndex
-
-from .helpers import BACKENDS, FAISS_MMAP
+from .. import FunnelPlan, MatryIndexError, MatryoshkaIndex
 
 DIM, LEVELS = 8, (4, 8)
 IDS = [f"id{i}" for i in range(12)] + list(range(100, 106))
@@ -36,6 +34,8 @@ FILTERS = [
     {"x": {"$lt": 0}}, {"$or": [{"n": 0}, {"tag": "c"}]}, {"$not": {"n": {"$lte": 1}}},
     {"n": {"$gte": 1}, "tag": "b"},
 ]
+PROFILE = settings(max_examples=40, stateful_step_count=15, deadline=None,
+                   suppress_health_check=[HealthCheck.too_slow])
 
 
 def reference_values(meta: dict, field: str) -> list:
@@ -45,51 +45,53 @@ def reference_values(meta: dict, field: str) -> list:
     return [v for v in value if v is not None] if isinstance(value, list) else [value]
 
 
+def _condition(values: list, op: str, want) -> bool:
+    if op == "$eq":
+        return (not values) if want is None else any(v == want for v in values)
+    if op == "$ne":
+        return bool(values) if want is None else not any(v == want for v in values)
+    if op == "$in":
+        return any(v in want for v in values)
+    if op == "$nin":
+        return not any(v in want for v in values)
+    cmp = {"$gt": float.__gt__, "$gte": float.__ge__, "$lt": float.__lt__, "$lte": float.__le__}[op]
+    return any(cmp(float(v), float(want)) for v in values if isinstance(v, (int, float)))
+
+
 def reference_match(flt: dict, meta: dict) -> bool:
-    """docs/filters.md, written out again for the fields these tests use."""
+    """docs/filters.md, written out again for the fields these checks use."""
     for key, spec in flt.items():
         if key == "$or":
             ok = any(reference_match(f, meta) for f in spec)
         elif key == "$not":
             ok = not reference_match(spec, meta)
         else:
-            values = reference_values(meta, key)
             ops = spec if isinstance(spec, dict) else {"$eq": spec}
-            ok = True
-            for op, want in ops.items():
-                if op == "$eq":
-                    ok &= (not values) if want is None else any(v == want for v in values)
-                elif op == "$ne":
-                    ok &= bool(values) if want is None else not any(v == want for v in values)
-                elif op == "$in":
-                    ok &= any(v in want for v in values)
-                elif op == "$nin":
-                    ok &= not any(v in want for v in values)
-                else:
-                    cmp = {"$gt": float.__gt__, "$gte": float.__ge__, "$lt": float.__lt__, "$lte": float.__le__}[op]
-                    ok &= any(cmp(float(v), float(want)) for v in values if isinstance(v, (int, float)))
+            ok = all(_condition(reference_values(meta, key), op, want) for op, want in ops.items())
         if not ok:
             return False
     return True
 
 
+def _expect_refused(call, match: str) -> None:
+    try:
+        call()
+    except MatryIndexError as exc:
+        assert match in str(exc), exc
+        return
+    raise AssertionError(f"expected a refusal ({match})")
+
+
 class IndexMachine(RuleBasedStateMachine):
-    kind = "faiss"
+    """The state machine; a subclass sets ``make`` (an index factory, see :mod:`.contract`)."""
+
+    make = None
 
     def __init__(self):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="matry-prop-"))
-        self.index = self._new()
+        self.index = type(self).make(self.dir / "store", dim=DIM, persistent=True, levels=LEVELS)
         self.model: dict = {}
-
-    def _new(self) -> MatryoshkaIndex:
-        if self.kind == "faiss":
-            return MatryoshkaIndex(DIM, levels=LEVELS, coarse="hnsw")
-        if self.kind == FAISS_MMAP:
-            return MatryoshkaIndex(DIM, levels=LEVELS, coarse="hnsw", vector_storage="mmap", scratch_dir=str(self.dir))
-        if self.kind == "qdrant":
-            return MatryoshkaIndex(DIM, levels=LEVELS, backend="qdrant", location=":memory:")
-        return MatryoshkaIndex(DIM, levels=LEVELS, backend="qdrant-edge", path=str(self.dir / "edge"))
 
     def teardown(self):
         self.index.close()
@@ -97,17 +99,14 @@ class IndexMachine(RuleBasedStateMachine):
 
     @staticmethod
     def _vectors(seed: int, n: int) -> np.ndarray:
-        v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
-        return v
+        return np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
 
-    # --- writes ---------------------------------------------------------------------------
     @rule(ids=st.lists(st.sampled_from(IDS), min_size=1, max_size=5, unique=True),
           seed=st.integers(0, 2**16), meta=st.lists(metadata_strategy, min_size=5, max_size=5))
     def add(self, ids, seed, meta):
         vectors = self._vectors(seed, len(ids))
         if any(i in self.model for i in ids):
-            with pytest.raises(MatryIndexError, match="already"):
-                self.index.add(ids, vectors, meta[:len(ids)])
+            _expect_refused(lambda: self.index.add(ids, vectors, meta[:len(ids)]), "already")
             return
         self.index.add(ids, vectors, meta[:len(ids)])
         self._store(ids, vectors, meta)
@@ -126,8 +125,7 @@ class IndexMachine(RuleBasedStateMachine):
     @rule(ids=st.lists(st.sampled_from(IDS), min_size=1, max_size=4, unique=True), missing_ok=st.booleans())
     def delete(self, ids, missing_ok):
         if not missing_ok and any(i not in self.model for i in ids):
-            with pytest.raises(MatryIndexError, match="unknown id"):
-                self.index.delete(ids)
+            _expect_refused(lambda: self.index.delete(ids), "unknown id")
             return
         self.index.delete(ids, missing_ok=missing_ok)
         for i in ids:
@@ -137,11 +135,11 @@ class IndexMachine(RuleBasedStateMachine):
     def save_and_load(self):
         self.index.save(self.dir / "ix")
         self.index.close()
-        # a mapped index maps the saved vectors and writes its scratch file where it is told
-        where = {"scratch_dir": str(self.dir)} if self.kind == FAISS_MMAP else {}
+        # a memory-mapped FAISS index writes its scratch file where the caller says
+        where = {"scratch_dir": str(self.dir)} if self.index.backend.kind == "faiss" \
+            and self.index.backend.options.get("vector_storage") == "mmap" else {}
         self.index = MatryoshkaIndex.load(self.dir / "ix", **where)
 
-    # --- reads ------------------------------------------------------------------------------
     @precondition(lambda self: self.model)
     @rule(seed=st.integers(0, 2**16), k=st.integers(1, 6), funnel=st.booleans(),
           flt=st.one_of(st.none(), st.sampled_from(FILTERS)))
@@ -178,12 +176,8 @@ class IndexMachine(RuleBasedStateMachine):
         assert len(self.index) == len(self.model)
 
 
-PROFILE = settings(max_examples=40, stateful_step_count=15, deadline=None,
-                   suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.mark.parametrize("kind", BACKENDS + [FAISS_MMAP])
-def test_backend_agrees_with_the_model(kind):
-    machine = type(f"IndexMachine_{kind}", (IndexMachine,), {"kind": kind})
-    machine.TestCase.settings = PROFILE
+def check_against_the_model(make, profile: settings = PROFILE) -> None:
+    """Run the state machine against ``make`` (raises what hypothesis finds, shrunk)."""
+    machine = type("IndexMachineFor", (IndexMachine,), {"make": staticmethod(make)})
+    machine.TestCase.settings = profile
     machine.TestCase().runTest()
