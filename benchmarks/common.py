@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
 from matry_index.bench import batch_qps, latency, percentiles  # noqa: E402,F401
-from matry_index.funnel import recall_at_k  # noqa: E402
+from matry_index.tuning import recall_at_k  # noqa: E402
 from matry_index.experiment import fit_adaptors  # noqa: E402
 from synthetic import EmbeddingGenerator  # noqa: E402
 

@@ -64,7 +64,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from common import (EF_SWEEP, K, RESULTS, SHARED_DATA, bulk_load, draw_set, percentiles,  # noqa: E402
                     recall, timed_batch, timed_single)
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
-from matry_index.funnel import worst_half_recall  # noqa: E402
+from matry_index.tuning import worst_half_recall  # noqa: E402
 from matry_index.evaluation.baselines import PCARotation  # noqa: E402
 from matry_index.evaluation.funnel_need import funnel_need  # noqa: E402
 from synthetic import EmbeddingGenerator  # noqa: E402

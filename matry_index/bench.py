@@ -38,7 +38,7 @@ import numpy as np
 from ._validation import unit_vectors
 from .errors import InvalidInput
 from .backends.faiss import default_nlist
-from .funnel import recall_at_k, worst_half_recall
+from .tuning import recall_at_k, worst_half_recall
 
 Search = Callable[[np.ndarray], np.ndarray]  # queries (original vectors) -> (nq, k) row ids
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80

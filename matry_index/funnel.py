@@ -9,13 +9,13 @@ is the breadth of an IVF coarse index (how many of its lists are scanned). ``exa
 funnel: an exhaustive full-dimension scan, which :func:`tune` chooses when no cheaper plan
 reaches the target (small collections, or embeddings whose prefixes carry little).
 
-:func:`tune` picks the cheapest plan that reaches a target recall@k against exact
-full-dimension search on sample queries, under the cost model of :class:`CoarseCost`.
+:func:`matry_index.tuning.tune` picks the plan to use, in the order of the cost model here
+(:class:`CoarseCost`, :func:`plan_cost`) over the plans of :func:`candidate_grid`.
 """
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -72,16 +72,35 @@ class FunnelPlan:
                 + (f", ef {self.ef}" if self.ef else ""))
 
     def explain(self, levels: Sequence[int], k: int = 10) -> str:
-        """The plan in words, stage by stage, for a summary a person reads."""
+        """The plan in words, stage by stage, and what its tuning promises, for a person to read."""
         if self.exact:
-            return f"an exact scan of every vector at {levels[-1]}-d (cheaper than any funnel that reaches the target)"
-        first = f"the {levels[0]}-d prefix's approximate search passes {self.candidates[0]} candidates"
-        if self.nprobe:
-            first += f" (scanning {self.nprobe} IVF lists)"
-        elif self.ef and self.ef > self.candidates[0]:
-            first += f" (the best of the {self.ef} its graph walk keeps)"
-        steps = [first] + [f"the {m}-d prefix keeps {c}" for m, c in zip(levels[1:-1], self.candidates[1:]) if c]
-        return "; ".join(steps) + f"; all {levels[-1]} dimensions rank them and return the top {k}"
+            text = (f"an exact scan of every vector at {levels[-1]}-d"
+                    + (" (no funnel promised the target: see tuned['best_funnel'])" if "best_funnel" in self.tuned
+                       else " (as fast as any funnel that promises the target)" if self.tuned else ""))
+        else:
+            first = f"the {levels[0]}-d prefix's approximate search passes {self.candidates[0]} candidates"
+            if self.nprobe:
+                first += f" (scanning {self.nprobe} IVF lists)"
+            elif self.ef and self.ef > self.candidates[0]:
+                first += f" (the best of the {self.ef} its graph walk keeps)"
+            steps = [first] + [f"the {m}-d prefix keeps {c}" for m, c in zip(levels[1:-1], self.candidates[1:]) if c]
+            text = "; ".join(steps) + f"; all {levels[-1]} dimensions rank them and return the top {k}"
+        return text + self._promise()
+
+    def _promise(self) -> str:
+        """What the tuning that chose this plan promises (nothing for a plan that was not tuned)."""
+        t = self.tuned
+        if "target" not in t or "queries" not in t:
+            return ""
+        measured = f"recall@{t.get('k', 10)} {t.get('recall', float('nan')):.4f} on {t['queries']} tuning queries"
+        if not t.get("reached", False):
+            return f". It misses the target {t['target']}: {measured}"
+        confidence = t.get("confidence")
+        if confidence is None:  # a plan tuned before plans promised a bound
+            return f". Tuned to {t['target']}: {measured}"
+        return (f". Promise: recall@{t.get('k', 10)} >= {t['target']} on a fresh sample of {t['queries']} queries "
+                f"like the tuning ones, with {confidence:.0%} confidence ({measured}, lower bound "
+                f"{t.get('bound', float('nan')):.4f} on the worse half)")
 
     @classmethod
     def default(cls, levels: Sequence[int], k: int = 10) -> "FunnelPlan":
@@ -212,22 +231,6 @@ def plan_cost(plan: FunnelPlan, levels: Sequence[int], k: int, n: int,
     return cost
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of each row of ``truth`` (exact top-k keys) present in ``found``."""
-    k = truth.shape[1]
-    hits = [len(np.intersect1d(f[f >= 0], t[t >= 0])) / max(1, min(k, int((t >= 0).sum())))
-            for f, t in zip(found, truth)]
-    return float(np.mean(hits))
-
-
-def worst_half_recall(found: np.ndarray, truth: np.ndarray) -> float:
-    """The lower of the recalls@k on the two halves of the queries (alternate rows): the bar a
-    setting chosen on these queries must clear (see :func:`tune`)."""
-    if len(truth) < 2:
-        return recall_at_k(found, truth)
-    return min(recall_at_k(found[h], truth[h]) for h in (slice(0, None, 2), slice(1, None, 2)))
-
-
 def candidate_grid(levels: Sequence[int], k: int, n: int,
                    coarse: CoarseCost | None = None) -> list[FunnelPlan]:
     """Plans to try: coarse counts k·{1 … 500} × shrink ratios for the middle levels
@@ -263,42 +266,3 @@ def _middle_counts(first: int, middle_levels: int, k: int, ratio: int) -> tuple[
         c = max(k, c // ratio) if ratio else 0
         counts.append(c)
     return tuple(counts)
-
-
-def tune(run: Callable[[FunnelPlan], np.ndarray], truth: np.ndarray, levels: Sequence[int],
-         k: int, n: int, target_recall: float = 0.99, coarse: CoarseCost | None = None) -> FunnelPlan:
-    """The cheapest plan (by :func:`plan_cost`) whose recall@k reaches ``target_recall``.
-
-    ``run(plan)`` returns the keys found for the sample queries, ``truth`` their exact
-    full-dimension top-k keys. Plans are tried cheapest first, so the first one that reaches
-    the target wins — on *each half* of the sample (alternate queries): of the many plans
-    tried, the first whose recall on the whole sample crosses the target is mostly one that
-    was lucky on those queries, and it fell short on the next ones (tuned to 0.99 on 300
-    queries, 0.978–0.988 on 500 others at 1M vectors). A plan that must also hold on a second
-    half it was not picked on carries much less of that luck. Once the plans left cost as much as scanning all ``n`` vectors at full
-    dimension, that exact scan is returned instead (``exact=True``, recall 1 by definition).
-    If no plan reaches the target and all are cheaper than the scan, the plan with the
-    highest recall is returned and its ``tuned`` record says the target was missed.
-    """
-    if not 0 < target_recall <= 1:
-        raise InvalidInput(f"target_recall must be in (0, 1]; got {target_recall}")
-    if len(levels) < 2:
-        return FunnelPlan((), tuned={"recall": 1.0, "target": target_recall, "reached": True})
-    def cost(plan: FunnelPlan) -> float:
-        return plan_cost(plan, levels, k, n, coarse)
-    plans = sorted(candidate_grid(levels, k, n, coarse), key=cost)
-    scan = FunnelPlan.exhaustive(levels, n)
-    best, best_record = plans[-1], {"recall": -1.0, "worst_half": -1.0}
-    for plan in plans:
-        if cost(plan) >= cost(scan):
-            return scan.with_tuning({"recall": 1.0, "target": target_recall, "reached": True, "k": k,
-                                     "cost": cost(scan), "queries": len(truth)})
-        found = run(plan)
-        record = {"recall": recall_at_k(found, truth), "worst_half": worst_half_recall(found, truth)}
-        if record["worst_half"] >= target_recall:
-            return plan.with_tuning({**record, "target": target_recall, "reached": True, "k": k,
-                                     "cost": cost(plan), "queries": len(truth)})
-        if record["worst_half"] > best_record["worst_half"]:
-            best, best_record = plan, record
-    return best.with_tuning({**best_record, "target": target_recall, "reached": False,
-                             "k": k, "queries": len(truth)})

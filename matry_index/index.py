@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from .errors import AdaptorMismatchError, Corrupt, InvalidInput
 from .adaptor.model import MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record, run_search, search_async
 from .filters import parse_filter
-from .funnel import FunnelPlan, tune as tune_plan
+from .funnel import FunnelPlan
+from .tuning import tune as tune_plan
 from .ids import UserId, check_count, keys_for
 from .metadata import clean_metadata
 
@@ -185,7 +187,7 @@ class MatryoshkaIndex:
         x = unit_vectors(vectors, name, self.dim)
         if self.adaptor is None:
             return x
-        z = self.adaptor.transform(x)
+        z = self.adaptor.apply(x)
         if not np.isfinite(z).all():
             raise InvalidInput(f"the adaptor turned some {name} into NaN or inf")
         return unit_rows(z, f"adapted {name}")
@@ -322,19 +324,23 @@ class MatryoshkaIndex:
         return q, single, int(k), None if exact or plan.exact else plan, node
 
     def tune(self, sample_queries: Any, target_recall: float = 0.99, k: int = 10,
-             apply: bool = True) -> FunnelPlan:
-        """Pick the cheapest funnel plan reaching ``target_recall`` recall@k against exact search.
+             apply: bool = True, confidence: float = 0.95, timed: bool = True) -> FunnelPlan:
+        """The funnel plan that promises ``target_recall`` recall@k (against exact search) on
+        new queries, and is the fastest such plan on this machine (:mod:`matry_index.tuning`).
 
-        Use held-out queries (or a sample of documents) that resemble real traffic. With
-        ``apply`` the plan becomes the index's default.
+        A plan must clear the target by a margin from the sample's own spread, on each half of
+        the sample, so that a fresh sample as large as this one reaches the target with
+        probability ``confidence``; among the cheapest few that do, each is timed (``timed``) and
+        the fastest kept. Use queries that resemble real traffic (held-out ones, or a query
+        log), several hundred of them: too few to promise the target is warned about. With
+        ``apply`` the plan becomes the index's default; ``plan.explain()`` states the promise.
         """
         self._require_open()
         k = _positive_k(k)
         q = self._adapt(sample_queries, "sample_queries")
         if len(self) == 0:
             raise InvalidInput("cannot tune an empty index")
-        truth_hits = self.backend.exact_search(q, k)
-        key_of = {}
+        key_of: dict = {}
 
         def keys(hit_lists: list[list[Hit]]) -> np.ndarray:
             out = np.full((len(hit_lists), k), -1, np.int64)
@@ -342,12 +348,31 @@ class MatryoshkaIndex:
                 for j, h in enumerate(hits[:k]):
                     out[i, j] = key_of.setdefault(h.id, len(key_of))
             return out
-        truth = keys(truth_hits)
-        plan = tune_plan(lambda p: keys(self.backend.search(q, k, p)), truth, self.levels, k,
-                         len(self), target_recall, self.backend.coarse_cost())
+        truth = keys(self.backend.exact_search(q, k))
+        plan = tune_plan(lambda p: keys(run_search(self.backend, q, k, None if p.exact else p)), truth,
+                         self.levels, k, len(self), target_recall, self.backend.coarse_cost(),
+                         timer=self._timer(q, k) if timed else None, confidence=confidence)
         if apply:
             self.plan = plan
         return plan
+
+    def _timer(self, queries: np.ndarray, k: int, sample: int = 48):
+        """Seconds one query takes under a plan here: the median over ``sample`` of the tuning
+        queries, searched one at a time as traffic is (each query's best of two runs)."""
+        rows = queries[:: max(1, len(queries) // sample)][:sample]
+
+        def seconds(plan: FunnelPlan) -> float:
+            chosen = None if plan.exact else plan
+            times = []
+            for q in rows:
+                best = float("inf")
+                for _ in range(2):
+                    start = time.perf_counter()
+                    run_search(self.backend, q[None, :], k, chosen)
+                    best = min(best, time.perf_counter() - start)
+                times.append(best)
+            return float(np.median(times))
+        return seconds
 
     # --- persistence -------------------------------------------------------------------
     def _refuse_own_storage(self, directory: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from matry_index import MatryIndexError, MatryoshkaAdaptor, MatryoshkaIndex
 from matry_index.advise import advise
 from matry_index.cli import main
-from matry_index.funnel import recall_at_k
+from matry_index.tuning import recall_at_k
 
 from .conftest import SHARED, _require
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from matry_index import MatryIndexError
-from matry_index.funnel import CoarseCost, FunnelPlan, candidate_grid, plan_cost, recall_at_k, tune
+from matry_index.funnel import CoarseCost, FunnelPlan, candidate_grid, plan_cost
+from matry_index.tuning import recall_at_k, tune
 
 LEVELS = (64, 128, 256, 384)
 
@@ -60,7 +61,8 @@ def test_tune_returns_the_cheapest_plan_that_reaches_the_target():
     assert plan.candidates[0] == 80 and plan.tuned["reached"]
     assert recall_at_k(run(plan), truth) == pytest.approx(0.8)
     missed = tune(lambda p: -np.ones((1, 10), int), truth, LEVELS, 10, 100_000, target_recall=0.5)
-    assert not missed.tuned["reached"]
+    assert missed.exact and missed.tuned["reached"] and missed.tuned["best_funnel"]["recall"] == 0
+    assert "no funnel promised the target" in missed.explain(LEVELS)
 
 
 def test_tune_falls_back_to_an_exact_scan_when_no_cheaper_plan_reaches_the_target():
@@ -92,7 +94,6 @@ def test_a_plan_explains_itself_stage_by_stage():
 def test_the_tuned_plan_must_reach_the_target_on_each_half_of_the_sample():
     """A plan whose recall over the whole sample crosses the target only thanks to some of the
     queries is not taken: it must hold on both halves (alternate queries)."""
-    from matry_index.funnel import tune
     truth = np.arange(40 * 10).reshape(40, 10)
 
     def run(plan):
@@ -105,3 +106,42 @@ def test_the_tuned_plan_must_reach_the_target_on_each_half_of_the_sample():
     assert plan.candidates[0] >= 200 and plan.tuned["worst_half"] == 1.0 and plan.tuned["reached"]
     plan = tune(run, truth, (64, 384), 10, 100_000, target_recall=0.89)
     assert plan.candidates[0] < 200 and plan.tuned["worst_half"] == pytest.approx(0.9)
+
+
+def test_the_margin_grows_with_the_spread_of_per_query_recall():
+    """Two plans with the same mean recall@20 of 0.95 on each half: one finds 19 of 20 for every
+    query, the other everything for most queries and 15 of 20 for one in five. Only the steady
+    one promises 0.94 on new queries; the other's spread leaves room for a fresh sample to fall
+    short."""
+    from matry_index.tuning import Promise, per_query_recall
+    queries = 400
+    truth = np.arange(queries * 20).reshape(queries, 20)
+    steady = truth.copy()
+    steady[:, -1] = -1
+    spread = truth.copy()
+    spread[np.arange(queries) % 10 < 2, 15:] = -1  # rows 0 and 1 of every ten: one in each half
+    promise = Promise(0.94, queries)
+    for found in (steady, spread):
+        assert per_query_recall(found, truth)[0::2].mean() == pytest.approx(0.95)
+    assert promise.record(per_query_recall(steady, truth))["passes"]
+    assert not promise.record(per_query_recall(spread, truth))["passes"]
+
+
+def test_the_fastest_contender_is_kept_when_a_timer_is_given():
+    truth = np.tile(np.arange(10), (300, 1))
+
+    def run(plan):  # every plan from 40 candidates up finds everything
+        return truth if plan.candidates[0] >= 40 else -np.ones_like(truth)
+    cheap = tune(run, truth, (64, 384), 10, 1_000_000, target_recall=0.99)
+    assert cheap.candidates[0] == 40 and "seconds_per_query" not in cheap.tuned
+    # the machine says a wider hand-off with fewer probes runs fastest: that one is kept
+    timed = tune(run, truth, (64, 384), 10, 1_000_000, target_recall=0.99,
+                 timer=lambda p: 1.0 / p.candidates[0])
+    assert timed.candidates[0] > 40 and timed.tuned["contenders_timed"] > 1
+    assert timed.tuned["seconds_per_query"] == pytest.approx(1.0 / timed.candidates[0])
+
+
+def test_too_few_tuning_queries_are_warned_about():
+    truth = np.tile(np.arange(10), (50, 1))
+    with pytest.warns(RuntimeWarning, match="too few to promise recall 0.99"):
+        tune(lambda p: truth, truth, LEVELS, 10, 10_000, target_recall=0.99)

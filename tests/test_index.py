@@ -19,14 +19,16 @@ def test_tuned_plan_reaches_target_on_held_out_queries(scifact_vectors):
     ids, docs, queries = scifact_vectors
     idx = MatryoshkaIndex(docs.shape[1], coarse="hnsw")
     idx.add(ids, docs)
-    plan = idx.tune(queries[:300], target_recall=0.95, k=10)
-    assert plan.tuned["reached"] and plan.tuned["recall"] >= 0.95
+    # by the cost model alone (timed, a scan of 5,000 raw vectors can win: see the test below)
+    plan = idx.tune(queries[:300], target_recall=0.95, k=10, timed=False)
+    assert plan.tuned["reached"] and plan.tuned["bound"] >= 0.95 and not plan.exact
     held_out = queries[300:600]
     exact = idx.search(held_out, k=10, exact=True)
     funnel = idx.search(held_out, k=10)
     recall = np.mean([len(set(ids_of(a)) & set(ids_of(b))) / 10 for a, b in zip(funnel, exact)])
-    assert recall >= 0.93  # the target, less sampling noise on unseen queries
-    assert plan.candidates[0] < len(docs)  # it did not just scan everything
+    assert recall >= 0.95  # the promise holds on queries the plan was not chosen on
+    timed = idx.tune(queries[:300], target_recall=0.95, k=10)
+    assert timed.tuned["reached"] and timed.tuned.get("contenders_timed", 1) >= 1
 
 
 @pytest.mark.slow

@@ -103,12 +103,17 @@ class MatryoshkaAdaptor:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Adapted embeddings (not normalised): ``R x + f(R x)``."""
-        z = as_matrix(x, dim=self.dim, name="embeddings")
+        return self.apply(as_matrix(x, dim=self.dim, name="embeddings"))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`transform` of rows already checked (a C-contiguous float32 (n, dim) matrix of
+        finite values): the index's query path, which has checked them once already."""
+        z = x
         if self.rotation is not None:
             z = z @ self.rotation
         if self.w1 is not None:
             z = z + gelu(z @ self.w1 + self.b1) @ self.w2 + self.b2
-        return np.ascontiguousarray(z, dtype=np.float32)
+        return z if z.flags.c_contiguous and z.dtype == np.float32 else np.ascontiguousarray(z, np.float32)
 
     def transform_prefix(self, x: np.ndarray, m: int) -> np.ndarray:
         """First ``m`` adapted coordinates, re-normalised (cosine = inner product)."""

@@ -30,7 +30,7 @@ from ...funnel import CoarseCost, FunnelPlan
 from ...ids import UserId
 from ..base import BackendBase, Hit, Record, SavedBackend
 from ..records import read_records, write_records
-from .coarse import LEGACY_IVF, CoarseIndex, code_of
+from .coarse import AUTO_IVF_FROM, LEGACY_IVF, CoarseIndex, code_of
 from .rows import RowStore
 from .vector_storage import vector_storage as vector_storage_of
 
@@ -52,12 +52,14 @@ class FaissBackend(BackendBase):
     ``coarse``: the coarse code (:mod:`matry_index.codes`) — "flat" (exact coarse scan),
     "hnsw", "ivf" (inverted lists of float prefixes), "ivf-int8" (8-bit codes on one shared
     range: a quarter of the bytes to scan; the funnel's exact rescoring removes the quantisation
-    error), "ivf-pq4" (4-bit fast-scan codes), or "auto" (flat below ``flat_threshold``
-    records, HNSW above). ``ivf_encoding="sq8"`` with ``coarse="ivf"`` is the older spelling of
-    "ivf-int8". An IVF index is trained on the first add — or, with ``deferred_build``, on
-    everything loaded before :meth:`optimize` — and retrained as it outgrows its lists.
-    ``nprobe`` is the IVF breadth when the plan does not set one. With 1,024 lists or more the
-    lists' centroids are themselves found through a small HNSW graph.
+    error), "ivf-pq4" (4-bit fast-scan codes), or "auto" (the default: flat below
+    ``flat_threshold`` records, 1,000 by default, "ivf-int8" from there on — the layout that won
+    every size the benchmarks measured). ``ivf_encoding="sq8"`` with ``coarse="ivf"`` is the
+    older spelling of "ivf-int8". An IVF index is trained on the first add — or, with
+    ``deferred_build``, on everything loaded before :meth:`optimize` — and retrained as it
+    outgrows its lists. ``nprobe`` is the IVF breadth when the plan does not set one. The lists'
+    centroids are scanned exactly, or, where that would cost over a million multiply-adds (more
+    than ~8,000 lists of 128-d prefixes), found through a small HNSW graph.
     ``deferred_build``: bulk-load mode — adds only store rows, and the coarse index catches up
     on :meth:`optimize` or the next search.
 
@@ -75,7 +77,7 @@ class FaissBackend(BackendBase):
 
     def __init__(self, dim: int, levels: tuple[int, ...], *, adaptor_hash: str | None = None,
                  coarse: str = "auto", hnsw_m: int = 32, ef_construction: int = 80,
-                 flat_threshold: int = 10_000, nlist: int | None = None, nprobe: int = 16,
+                 flat_threshold: int = AUTO_IVF_FROM, nlist: int | None = None, nprobe: int = 16,
                  ivf_encoding: str = "flat", compact_fraction: float = 0.25,
                  exact_fraction: float = 0.02, deferred_build: bool = False,
                  vector_storage: str = "memory", scratch_dir: str | Path | None = None):

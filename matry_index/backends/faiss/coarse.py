@@ -23,7 +23,16 @@ from ...funnel import CoarseCost, FunnelPlan
 
 #: the codes this backend builds, and "auto" (chosen by size)
 FAISS_CODES = codes_for("faiss")
-HNSW_QUANTIZER_FROM = 1024  # lists; below this a flat scan of the centroids is cheap enough
+#: multiply-adds an exact scan of the lists' centroids may cost before they are found through a
+#: small HNSW graph instead: up to ~8,000 lists of 128-d prefixes a scan is as fast and finds
+#: the right lists more often (at 1M vectors and 4,000 lists, recall 0.992 with 96 probes in
+#: 0.48 ms against 0.67 ms through a graph walked with efSearch 192)
+FLAT_QUANTIZER_MACS = 1 << 20
+#: with ``coarse="auto"``: an exact coarse scan below this many records (an IVF index needs rows
+#: to train on, and a scan of a few hundred prefixes costs nothing), inverted lists of 8-bit
+#: codes from there on (``benchmarks/results/peers.md``: the fastest layout at every size measured)
+AUTO_IVF_FROM = 1_000
+AUTO_CODE = "ivf-int8"
 TRAIN_PER_LIST = 256        # k-means needs no more than a few hundred points per IVF list
 #: ``coarse="ivf"`` with ``ivf_encoding=`` — the spelling before codes had names
 LEGACY_IVF = {"flat": "ivf", "sq8": "ivf-int8"}
@@ -54,7 +63,7 @@ def ivf_lists(wanted: int | None, n: int) -> int:
 
 
 def _ivf(code: CoarseCode, m: int, nlist: int) -> faiss.Index:
-    quantizer = (faiss.IndexHNSWFlat(m, 32, faiss.METRIC_INNER_PRODUCT) if nlist >= HNSW_QUANTIZER_FROM
+    quantizer = (faiss.IndexHNSWFlat(m, 32, faiss.METRIC_INNER_PRODUCT) if nlist * m > FLAT_QUANTIZER_MACS
                  else faiss.IndexFlatIP(m))
     encoding = code.encoding.name
     if encoding == "int8":
@@ -103,7 +112,10 @@ class CoarseIndex:
     """The coarse ANN index of one FAISS backend, kept in step with its rows.
 
     ``wanted``: a code name, or "auto" (exact ``flat`` below ``options["flat_threshold"]`` live
-    rows, ``hnsw`` above). ``prefixes(rows)`` returns the unit-length coarse prefixes of rows.
+    rows, :data:`AUTO_IVF_FROM` by default,
+    :data:`AUTO_CODE` from there on; an index built as another structure — a save made when
+    "auto" meant HNSW — keeps it). ``prefixes(rows)`` returns the unit-length coarse prefixes of
+    rows.
     """
 
     def __init__(self, wanted: str, m: int, options: dict[str, Any], prefixes: Prefixes):
@@ -114,9 +126,13 @@ class CoarseIndex:
 
     def code_for(self, live: int) -> CoarseCode:
         """The code the index should have for ``live`` records."""
-        if self.wanted == "auto":
-            return COARSE_CODES["hnsw" if live >= self.options["flat_threshold"] else "flat"]
-        return COARSE_CODES[self.wanted]
+        if self.wanted != "auto":
+            return COARSE_CODES[self.wanted]
+        if live < self.options["flat_threshold"]:
+            return COARSE_CODES["flat"]
+        if self.index is not None and self.code.structure == "hnsw":
+            return self.code  # built as a graph (a save from when "auto" meant HNSW): it stays one
+        return COARSE_CODES[AUTO_CODE]
 
     # --- building ------------------------------------------------------------------------
     def rebuild(self, n: int, live: int) -> None:
@@ -163,7 +179,8 @@ class CoarseIndex:
             return faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
         if structure == "ivf":
             params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
-            if self.index.nlist >= HNSW_QUANTIZER_FROM:  # the nprobe nearest lists through the centroid graph
+            if isinstance(faiss.downcast_index(self.index.quantizer), faiss.IndexHNSW):
+                # the nprobe nearest lists through the centroid graph
                 params.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(16, 2 * nprobe))
             return params
         return faiss.SearchParameters(sel=sel)
