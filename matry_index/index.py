@@ -349,7 +349,11 @@ class MatryoshkaIndex:
                     out[i, j] = key_of.setdefault(h.id, len(key_of))
             return out
         truth = keys(self.backend.exact_search(q, k))
-        plan = tune_plan(lambda p: keys(run_search(self.backend, q, k, None if p.exact else p)), truth,
+
+        def run(plan: FunnelPlan, rows: np.ndarray | None = None) -> np.ndarray:
+            chosen = q if rows is None else np.ascontiguousarray(q[rows])
+            return keys(run_search(self.backend, chosen, k, None if plan.exact else plan))
+        plan = tune_plan(run, truth,
                          self.levels, k, len(self), target_recall, self.backend.coarse_cost(),
                          timer=self._timer(q, k) if timed else None, confidence=confidence)
         if apply:

@@ -35,7 +35,7 @@ def test_a_funnel_built_as_advised_meets_the_target_on_held_out_queries(name):
         index = MatryoshkaIndex(advice.dim, adaptor=adaptor, levels=tuple(rec["levels"]), coarse=rec["coarse"],
                                 nlist=rec["nlist"], vector_storage=storage)
         index.add(np.arange(advice.n), exp.corpus.vectors)
-        index.tune(train_q, target_recall=rec["tune_to"], k=10)
+        index.tune(train_q, target_recall=rec["target_recall"], k=10)
         ids = lambda hits: np.array([[h.id for h in row] for row in hits])  # noqa: E731
         assert recall_at_k(ids(index.search(test_q, k=10)), ids(index.search(test_q, k=10, exact=True))) >= 0.99
         held = sum(index.backend.memory_bytes().values()) / advice.n

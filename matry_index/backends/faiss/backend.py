@@ -108,12 +108,13 @@ class FaissBackend(BackendBase):
         r, m = self.rows, self.levels[0]
         return np.ascontiguousarray(r.vectors[rows, :m] / r.norms[rows, :1])
 
-    def _sync_coarse(self) -> None:
-        """Bring the coarse index up to date with the stored rows."""
+    def _sync_coarse(self, incoming: int = 0) -> None:
+        """Bring the coarse index up to date with the stored rows (``incoming``: rows staged by
+        an add in progress, which count towards the size the coarse code is chosen for)."""
         state = (self.rows.version, self.rows.n)
         if self._synced == state and self.coarse.index is not None:
             return  # no rows written since the last sync: every search passes here
-        self.coarse.catch_up(self.rows.n, len(self))
+        self.coarse.catch_up(self.rows.n, len(self) + incoming)
         self._synced = state
 
     def _rebuild_coarse(self) -> None:
@@ -136,7 +137,7 @@ class FaissBackend(BackendBase):
             staged = self.rows.stage(keys, vectors, metadata)
             try:
                 if not self.options["deferred_build"]:
-                    self._sync_coarse()
+                    self._sync_coarse(incoming=len(keys))
             except BaseException:
                 # nothing visible has changed yet except the staged rows and the coarse index
                 self.rows.unstage(staged)
