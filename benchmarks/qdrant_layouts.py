@@ -3,8 +3,8 @@
 The set, queries, ground truth and funnel-aware adaptor of ``peers.py`` (the generator fitted to
 the original SciFact MiniLM embeddings; recall@10 against exact search on the original vectors).
 Every method runs in its own process and picks its setting the way ``peers.py`` does (the
-fastest setting reaching the target on each half of separate tuning queries, then measured on
-the test queries). Methods (``--methods`` picks a subset):
+fastest setting that promises the target on separate tuning queries by the funnel tuner's own
+rule, then measured on the test queries). Methods (``--methods`` picks a subset):
 
 * ``edge funnel adaptor @128`` — ``MatryoshkaIndex(backend="qdrant-edge")`` with its default
   layout: named vectors ``d128`` (HNSW over int8 codes in RAM, originals on disk) and ``full``
@@ -21,7 +21,7 @@ the test queries). Methods (``--methods`` picks a subset):
 * ``edge hnsw-384 int8`` / ``edge hnsw-384 binary`` — Qdrant's quantization of the full vector
   (codes in RAM, originals on disk), ef x oversampling swept, rescoring on; ``..., m32``: a
   rival on the funnel's denser graph (m 32, ef_construct 200);
-* ``funnel adaptor @128`` — the FAISS funnel of ``peers.py`` (or, with ``--faiss-from``, its
+* ``funnel adaptor`` — the FAISS funnel of ``peers.py`` (the default index) (or, with ``--faiss-from``, its
   row from a ``peers.json`` on the same set).
 
 Memory, per vector: the shard is built, closed, and reopened in the same process; RSS growth
@@ -56,7 +56,9 @@ from common import EF_SWEEP, K, bulk_load, dir_bytes, percentiles  # noqa: E402
 from matry_index import MatryoshkaIndex  # noqa: E402
 from matry_index.backends.qdrant.schema import INT8_QUANTILE  # noqa: E402
 import peers  # noqa: E402
-from peers import Search, funnel_adaptor, growth, memory, pick_and_measure, warm_up  # noqa: E402
+import harness  # noqa: E402
+from harness import Search, growth, memory, pick_and_measure, warm_up  # noqa: E402
+from peers import funnel_adaptor  # noqa: E402
 
 FUNNELS = {  # name: (levels, layout options)
     "edge funnel adaptor @128": ((128,), {}),
@@ -69,10 +71,10 @@ FUNNELS = {  # name: (levels, layout options)
 }
 RIVALS = ("edge hnsw-384", "edge hnsw-384 on disk", "edge hnsw-384 int8", "edge hnsw-384 binary",
           "edge hnsw-384 int8, m32", "edge hnsw-384, m32")
-METHODS = tuple(FUNNELS) + RIVALS + ("funnel adaptor @128",)
+METHODS = tuple(FUNNELS) + RIVALS + ("funnel adaptor",)
 DEFAULT_METHODS = ("edge funnel adaptor @128", "edge funnel adaptor @128, in RAM", "edge funnel pca @128",
                    "edge hnsw-384", "edge hnsw-384 int8", "edge hnsw-384 binary", "edge hnsw-384 on disk",
-                   "funnel adaptor @128")
+                   "funnel adaptor")
 OVERSAMPLING = {"int8": (1.5, 2.0, 3.0), "binary": (2.0, 4.0, 8.0, 16.0, 32.0)}
 EDGE_M, EDGE_EF_CONSTRUCT = 16, 100  # Qdrant's defaults, for every rival graph unless ", m32"
 WIDE = {"hnsw_m": 32, "ef_construct": 200}  # the ", m32" graphs: the funnel backend's defaults
@@ -222,7 +224,7 @@ def run_edge_rival(name: str, data: dict, args, cache: Path) -> None:
 def worker(name: str, args) -> None:
     cache = Path(args.cache)
     warm_up()
-    data = peers.load_set(cache)
+    data = harness.load_set(cache)
     if name in FUNNELS:
         run_edge_funnel(name, data, args, cache)
     elif name in RIVALS:
@@ -279,7 +281,7 @@ def report(rows: list[dict], args, path: Path, commands: list[str], unreached: l
     lines += [f"    {c}" for c in commands] + [""] + [f"{note}\n" for note in [*notes, proactive_reclaim()] if note]
     for target in args.targets:
         at = sorted((r for r in rows if r["target"] == target), key=lambda r: r["p50_ms"])
-        lines += peers.target_table(at, target, unreached, [
+        lines += harness.target_table(at, target, unreached, [
             "cold p50 / p95 ms", "build s", "RAM B/vec at load", "map B/vec at load",
             "RAM + map B/vec after queries", "disk B/vec"], lambda r: [
             _cold(r), f"{r['build_seconds']:.0f}", _mb(r, "anon_bytes_per_vector_at_load"),
@@ -331,12 +333,12 @@ def verdict(at: list[dict], target: float, unreached: list[str]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    peers.set_arguments(ap, METHODS, DEFAULT_METHODS, (0.99,), cold_queries=50, results="qdrant_layouts")
+    harness.set_arguments(ap, METHODS, DEFAULT_METHODS, (0.99,), cold_queries=50, results="qdrant_layouts")
     ap.add_argument("--faiss-from", default=None, help="a peers.json on the same set: take its FAISS funnel rows "
                                                        "(funnel adaptor @128) instead of measuring them again")
     args = ap.parse_args()
     args.m, args.ef_construction = EDGE_M, EDGE_EF_CONSTRUCT  # read by peers' helpers
-    cache = peers.the_cache(args)
+    cache = harness.the_cache(args)
     if args.worker:
         worker(args.worker, args)
         return
@@ -345,14 +347,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = "qdrant_layouts" + ("" if args.n == 1_000_000 else f"-{args.n}")
     command = "python benchmarks/qdrant_layouts.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    rows, unreached, commands = peers.earlier_rows(args, command)
+    rows, unreached, commands = harness.earlier_rows(args, command)
     notes = json.loads(Path(args.merge).read_text()).get("notes", []) if args.merge else []
     if args.faiss_from:
         taken = [{**r, "measured_in": args.faiss_from} for r in json.loads(Path(args.faiss_from).read_text())["rows"]
-                 if r["method"] == "funnel adaptor @128" and r["target"] in args.targets]
-        rows = [r for r in rows if r["method"] != "funnel adaptor @128"] + taken
+                 if r["method"] == "funnel adaptor" and r["target"] in args.targets]
+        rows = [r for r in rows if r["method"] != "funnel adaptor"] + taken
     text = ""
-    for _, found, missed in peers.run_workers(__file__, args.methods, sys.argv[1:]):
+    for _, found, missed in harness.run_workers(__file__, args.methods, sys.argv[1:]):
         rows += found
         unreached += missed
         (out / f"{stem}.json").write_text(json.dumps({"n": args.n, "commands": commands, "rows": rows,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ._fs import atomic_directory, files_below, links_below, recover_directory
-from ._validation import clip_levels, real_array, unit_rows, unit_vectors
+from ._validation import as_matrix, clip_levels, real_array, unit_rows, unit_vectors
 from .errors import AdaptorMismatchError, Corrupt, InvalidInput
 from .adaptor.model import MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record, run_search, search_async
@@ -92,6 +92,10 @@ def is_saved_index(directory: Path) -> bool:
         return False
     listed = set(manifest.get("files") or {}) | {MANIFEST}
     return set(files_below(directory)) <= listed
+
+
+#: entries below this may be rotated before they are normalised without overflowing float32
+_SAFE_TO_ROTATE = 1e15
 
 
 def _level_policy_of(backend: Backend):
@@ -184,6 +188,10 @@ class MatryoshkaIndex:
         Normalising first makes the index scale-free (cosine search), keeps a huge but finite
         vector from overflowing, and feeds the adaptor the unit vectors it was fitted to.
         """
+        if self.adaptor is not None and self.adaptor.preserves_full_cosines:
+            x = as_matrix(vectors, dim=self.dim, name=name)
+            if float(np.abs(x).max()) < _SAFE_TO_ROTATE:  # a rotation keeps norms: normalise once, after it
+                return unit_rows(self.adaptor.apply(x), name)
         x = unit_vectors(vectors, name, self.dim)
         if self.adaptor is None:
             return x

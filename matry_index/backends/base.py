@@ -130,10 +130,13 @@ async def search_async(backend: Backend, queries: np.ndarray, k: int, plan: Funn
     return await backend.asearch(queries, k, plan, filter)
 
 
-#: the shortest prefix an index starts its funnel at when the levels come from an adaptor: a
-#: 32-d prefix needs thousands of candidates for recall 0.99 even on a few thousand documents
-#: (benchmarks/results/funnel_need.md); ``matry-index advise`` measures it on your data
-MIN_COARSE_LEVEL = 64
+#: the prefix an index starts its funnel at when the levels come from an adaptor (the shortest
+#: level from here up): a 32-d prefix needs thousands of candidates for recall 0.99 even on a
+#: few thousand documents (benchmarks/results/funnel_need.md), and at a million vectors an
+#: IVF scan of 8-bit codes of the 128-d prefix beat one of the 64-d prefix, which needed three
+#: times the candidates (benchmarks/results/peers.md); ``matry-index advise`` measures it on
+#: your data
+COARSE_LEVEL = 128
 
 
 class BackendBase:
@@ -152,9 +155,10 @@ class BackendBase:
     @classmethod
     def level_policy(cls, levels: tuple[int, ...]) -> tuple[int, ...]:
         """The prefix levels an index keeps of an adaptor's (the full dimension is added by the
-        index): those from :data:`MIN_COARSE_LEVEL` up, or all of them when none is that long.
-        An engine where every stored level costs storage and a search stage keeps fewer."""
-        return tuple(m for m in levels if m >= MIN_COARSE_LEVEL) or tuple(levels)
+        index): those from :data:`COARSE_LEVEL` up — the shortest of them is the coarse one, the
+        others middle stages the tuner uses where they pay — or the longest when none is that
+        long. An engine where every stored level costs storage and a search stage keeps fewer."""
+        return tuple(m for m in levels if m >= COARSE_LEVEL) or tuple(levels)[-1:]
 
     async def asearch(self, queries: np.ndarray, k: int, plan: FunnelPlan | None,
                       filter: Node | None = None) -> list[list[Hit]]:

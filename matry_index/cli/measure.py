@@ -11,7 +11,11 @@ from .._extras import MissingExtraError
 from ..errors import InvalidInput
 from ..inputs import load_matrix
 from ..outputs import output_folder, write_json_output
+from ..bench.methods import RIVALS
 from .args import DEFAULT_MODEL, levels, positive_int, recall
+
+DEFAULT_RIVALS = ("faiss PCAR128,IVF,SQ8 + refine", "faiss IVF,RaBitQfs + refine", "faiss HNSW", "scann",
+                  "svs vamana", "usearch", "hnswlib", "flat")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,8 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--query-sample", type=positive_int, default=300, help="tuning queries, and as many test queries")
     p.add_argument("--targets", type=recall, nargs="+", default=[0.99, 0.995], help="recall@k targets")
     p.add_argument("-k", type=positive_int, default=10, help="results per query")
-    p.add_argument("--level", type=positive_int, default=None,
-                   help="coarse prefix of the funnels (default 128, or half the dimension below 256)")
+    p.add_argument("--rivals", nargs="+", default=list(DEFAULT_RIVALS), choices=sorted(RIVALS), metavar="RIVAL",
+                   help="rival methods to measure beside the funnels (one whose library is not installed is "
+                        f"skipped with a note); any of: {'; '.join(sorted(RIVALS))}")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads for builds and batches (default: the cores not already busy)")
     p.add_argument("--repeats", type=positive_int, default=3, help="runs of each timed query (its median is kept)")
@@ -118,7 +123,7 @@ def bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with output_folder(out, "bench") as tmp:  # refused before any work if --out holds someone else's files
         report = measure(embeddings, queries, adaptor=adaptor, fit=args.fit, sample=args.sample,
-                         n_queries=args.query_sample, targets=tuple(args.targets), k=args.k, level=args.level,
+                         n_queries=args.query_sample, targets=tuple(args.targets), k=args.k, rivals=tuple(args.rivals),
                          threads=args.threads, repeats=args.repeats, seed=args.seed)
         print(report.table())
         print("\nstages: " + ", ".join(f"{name} {s:.0f}s" for name, s in report.stage_seconds.items())

@@ -41,13 +41,6 @@ def stored_points(points: list, with_vectors: bool) -> list[StoredPoint]:
                         np.asarray(p.vector["full"], np.float32) if with_vectors else None) for p in points]
 
 
-#: the one prefix a Qdrant collection keeps beside the full vector: in Qdrant every named
-#: vector is stored (and a middle level's prefetch stage costs more than it saves), and an
-#: HNSW walk on int8 codes of a 128-d prefix beats one on 64-d, which needs twice the
-#: candidates (benchmarks/results/qdrant_layouts.md)
-QDRANT_COARSE_LEVEL = 128
-
-
 class QdrantStore(BackendBase):
     """Everything the two Qdrant backends share above six engine primitives.
 
@@ -75,12 +68,11 @@ class QdrantStore(BackendBase):
 
     @classmethod
     def level_policy(cls, levels: tuple[int, ...]) -> tuple[int, ...]:
-        """One prefix: the shortest from :data:`QDRANT_COARSE_LEVEL` up (else the longest there is)."""
-        kept = BackendBase.level_policy(levels)
-        if len(kept) <= 1:
-            return kept
-        long_enough = [m for m in kept if m >= QDRANT_COARSE_LEVEL]
-        return (min(long_enough),) if long_enough else (max(kept),)
+        """One prefix, the coarse one (:data:`~matry_index.backends.base.COARSE_LEVEL`): in Qdrant
+        every named vector is stored and a middle level's prefetch stage costs more than it
+        saves, and an HNSW walk on int8 codes of a 128-d prefix beats one on 64-d, which needs
+        twice the candidates (benchmarks/results/qdrant_layouts.md)."""
+        return BackendBase.level_policy(levels)[:1]
 
     # --- primitives -------------------------------------------------------------------
     def _fetch(self, pids: list, with_vectors: bool) -> list[StoredPoint]:
