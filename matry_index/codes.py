@@ -42,6 +42,15 @@ ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
 
 STRUCTURES = ("flat", "hnsw", "ivf")
 ENGINES = ("faiss", "qdrant")
+#: the encodings the vectors that rank the final top k may be held in (``codes=`` of an index):
+#: FAISS keeps them so in RAM; Qdrant stores float16 originals, or keeps 8-bit codes in RAM
+ROW_CODES = ("float32", "float16", "int8")
+
+
+def check_row_codes(codes: object) -> str:
+    if codes not in ROW_CODES:
+        raise InvalidInput(f"codes must be one of {ROW_CODES}; got {codes!r}")
+    return str(codes)
 
 
 @dataclass(frozen=True)
@@ -94,4 +103,5 @@ def codes_for(engine: str) -> tuple[str, ...]:
     return tuple(name for name, code in COARSE_CODES.items() if engine in code.engines)
 
 
-__all__ = ["Encoding", "ENCODINGS", "CoarseCode", "COARSE_CODES", "STRUCTURES", "coarse_code", "codes_for"]
+__all__ = ["Encoding", "ENCODINGS", "CoarseCode", "COARSE_CODES", "STRUCTURES", "ROW_CODES", "check_row_codes",
+           "coarse_code", "codes_for"]

@@ -28,6 +28,7 @@ import numpy as np
 
 from ._fs import atomic_directory, files_below, links_below, recover_directory
 from ._validation import as_matrix, clip_levels, real_array, unit_rows, unit_vectors
+from .kernels import unit_prefix
 from .errors import AdaptorMismatchError, Corrupt, InvalidInput
 from .adaptor.model import MatryoshkaAdaptor
 from .backends.base import Backend, Hit, Record, run_search, search_async
@@ -36,10 +37,15 @@ from .funnel import FunnelPlan
 from .tuning import tune as tune_plan
 from .ids import UserId, check_count, keys_for
 from .metadata import clean_metadata
+from .stats import IndexStats
 
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
 DEFAULT_LEVELS = (64, 128, 256)
+#: the levels a compact index keeps when none are named: a 64-d coarse prefix and the 128-d
+#: one that ranks (the size at which a supervised adaptor matched the full vectors' nDCG@10 on
+#: SciFact and docstrings: benchmarks/results/quality.md)
+COMPACT_LEVELS = (64, 128)
 
 
 def index_levels(levels: tuple[int, ...], backend: str = "faiss") -> tuple[int, ...]:
@@ -145,6 +151,19 @@ def _make_backend(kind: str | Backend, dim: int, levels: tuple[int, ...], adapto
     return backends.create(kind, dim, levels, adaptor_hash=adaptor_hash, **options)
 
 
+def _compact_levels(levels: Sequence[int] | None, dim: int) -> tuple[int, ...]:
+    """The levels a compact index of ``dim``-d embeddings keeps: the longest is what it stores."""
+    wanted = tuple(COMPACT_LEVELS if levels is None else levels)
+    try:
+        kept = tuple(sorted({int(m) for m in wanted}))
+    except (TypeError, ValueError):
+        raise InvalidInput(f"levels must be positive integers; got {wanted!r}") from None
+    if not kept or kept[0] <= 0 or kept[-1] >= dim:
+        raise InvalidInput(f"a compact index (full=False) stores prefixes shorter than the {dim}-d vectors; "
+                           f"got levels {wanted!r}")
+    return kept
+
+
 class MatryoshkaIndex:
     """A coarse-to-fine vector index over adapted embeddings.
 
@@ -152,26 +171,51 @@ class MatryoshkaIndex:
     :class:`MatryoshkaAdaptor` (None = identity: plain prefix truncation). ``levels``: the
     prefix sizes to store; those ≥ ``dim`` are dropped and ``dim`` itself is always the last,
     so a 6-d index works with the defaults. ``backend``: "faiss" (default), "qdrant",
-    "qdrant-edge", or a backend instance; ``backend_options`` go to its constructor.
+    "qdrant-edge", or a backend instance; ``backend_options`` go to its constructor (among
+    them ``codes``: "float32", "float16" or "int8", how the vectors that rank are held).
+
+    ``full=False`` makes a *compact* index: it stores the adaptor's prefixes up to the longest
+    of ``levels`` (default :data:`COMPACT_LEVELS`), re-normalised, and no full vector; that
+    prefix ranks the final top k. This is the adaptor paper's promise — fewer dimensions, the
+    same quality — as storage: with a supervised adaptor a 128-d prefix in 8-bit codes
+    (``codes="int8"``) matched the full 384-d vectors' nDCG@10 on SciFact and docstrings
+    (benchmarks/results/compact.md). A compact index refuses what needs the vectors it does not
+    keep (``search(exact=True)``, the full-dimension ranking); its exhaustive ranking of what it
+    stores is ``plan=FunnelPlan.exhaustive(index.levels, len(index))``.
     """
 
     def __init__(self, dim: int, *, adaptor: MatryoshkaAdaptor | None = None,
                  levels: Sequence[int] | None = None, backend: str | Backend = "faiss",
-                 plan: FunnelPlan | None = None, **backend_options: Any):
+                 plan: FunnelPlan | None = None, full: bool = True, **backend_options: Any):
         if adaptor is not None and adaptor.dim != dim:
             raise AdaptorMismatchError(f"adaptor is for {adaptor.dim}-d embeddings, index is {dim}-d")
+        if not isinstance(full, (bool, np.bool_)):
+            raise InvalidInput(f"full must be True or False; got {full!r}")
         self.dim = int(dim)
         self.adaptor = adaptor
-        offered = tuple(adaptor.levels if adaptor else DEFAULT_LEVELS)
-        wanted = levels if levels is not None else (index_levels(offered, backend) if isinstance(backend, str)
-                                                    else _level_policy_of(backend)(offered))
-        self.levels = clip_levels(wanted, self.dim)
-        self.backend = _make_backend(backend, self.dim, self.levels, self.adaptor_hash, backend_options)
+        if full:
+            offered = tuple(adaptor.levels if adaptor else DEFAULT_LEVELS)
+            wanted = levels if levels is not None else (index_levels(offered, backend) if isinstance(backend, str)
+                                                        else _level_policy_of(backend)(offered))
+            self.levels = clip_levels(wanted, self.dim)
+        else:
+            self.levels = _compact_levels(levels, self.dim)
+        self.backend = _make_backend(backend, self.stored_dim, self.levels, self.adaptor_hash, backend_options)
         self.plan = plan or FunnelPlan.default(self.levels)
         self._write_lock = threading.RLock()
         self._closed = False
 
     # --- helpers -----------------------------------------------------------------------
+    @property
+    def stored_dim(self) -> int:
+        """Dimension of the vectors the index keeps: ``dim``, or a compact index's prefix."""
+        return self.levels[-1]
+
+    @property
+    def full(self) -> bool:
+        """Whether the index keeps the full vectors (False: a compact index)."""
+        return self.stored_dim == self.dim
+
     @property
     def adaptor_hash(self) -> str | None:
         return None if self.adaptor is None else self.adaptor.content_hash
@@ -181,6 +225,12 @@ class MatryoshkaIndex:
             raise InvalidInput("this index was closed; open it again with MatryoshkaIndex.load (or create a new one)")
 
     def _adapt(self, vectors: Any, name: str) -> np.ndarray:
+        """The vectors the backend stores or searches with: :meth:`_adapt_full`, cut to the
+        stored prefix and re-normalised in a compact index."""
+        z = self._adapt_full(vectors, name)
+        return z if self.full else unit_prefix(z, self.stored_dim)
+
+    def _adapt_full(self, vectors: Any, name: str) -> np.ndarray:
         """Checked, unit-length input (what the adaptor was trained on), then the adaptor, then
         unit length again: the one place vectors are normalised. Every backend receives unit
         vectors (and compares prefixes by cosine itself).
@@ -201,7 +251,8 @@ class MatryoshkaIndex:
         return unit_rows(z, f"adapted {name}")
 
     def adapt(self, vectors: Any) -> np.ndarray:
-        """Raw embeddings → the unit-length adapted vectors the index stores and compares."""
+        """Raw embeddings → the unit-length adapted vectors the index stores and compares (a
+        compact index's: the stored prefix)."""
         return self._adapt(vectors, "vectors")
 
     def check_adaptor(self, adaptor_hash: str | None) -> None:
@@ -216,8 +267,9 @@ class MatryoshkaIndex:
 
     def __repr__(self) -> str:
         n = "closed" if self._closed else f"n={len(self)}"
-        return (f"MatryoshkaIndex(dim={self.dim}, levels={self.levels}, backend={type(self.backend).__name__}, "
-                f"{n}, adaptor={str(self.adaptor_hash)[:12]})")
+        compact = "" if self.full else ", compact"
+        return (f"MatryoshkaIndex(dim={self.dim}, levels={self.levels}{compact}, "
+                f"backend={type(self.backend).__name__}, {n}, adaptor={str(self.adaptor_hash)[:12]})")
 
     # --- writes ------------------------------------------------------------------------
     def _prepare(self, ids: Sequence[UserId], vectors: Any, metadata: Sequence[dict] | None):
@@ -283,6 +335,29 @@ class MatryoshkaIndex:
         ids, keys = keys_for(ids)
         return self.backend.get(ids, keys)
 
+    @property
+    def codes(self) -> str:
+        """How the vectors that rank the final top k are held: "float32", "float16" or "int8"."""
+        return getattr(self.backend, "options", {}).get("codes", "float32")
+
+    def stats(self) -> IndexStats:
+        """Records and bytes per vector in RAM and on disk, by part, from what the backend holds
+        (:mod:`matry_index.stats`); ``stats().describe()`` says it in a sentence."""
+        self._require_open()
+        ram, disk, how = self.backend.stats_parts() if hasattr(self.backend, "stats_parts") else \
+            (getattr(self.backend, "memory_bytes", dict)(), {}, "")
+        return IndexStats(len(self.backend), self.dim, self.stored_dim, self.codes, self.backend.kind,
+                          dict(ram), dict(disk), how)
+
+    def explain(self, plan: FunnelPlan | None = None, k: int = 10) -> str:
+        """The plan (default: the index's own) in words, and what the index stores."""
+        plan = plan or self.plan
+        text = plan.explain(self.levels, k)
+        if not self.full:
+            text += (f". This is a compact index: it stores the {self.stored_dim}-d prefix of the "
+                     f"{self.dim}-d vectors as {self.codes}, and its rankings are that prefix's")
+        return text
+
     def scan(self, filter: dict | None = None) -> list[tuple[UserId, dict]]:
         """(id, metadata) of every record matching ``filter`` (all records without one).
 
@@ -299,8 +374,9 @@ class MatryoshkaIndex:
 
         ``filter`` is a metadata filter (see :mod:`matry_index.filters`); ``plan`` overrides the
         index's funnel; ``exact`` (or a plan with ``exact=True``) searches the full dimension
-        exhaustively. Pass ``adaptor_hash`` to have queries refused when they were meant for
-        another adaptor.
+        exhaustively (a compact index refuses ``exact``: it has no full vectors; a plan with
+        ``exact=True`` scans what it stores). Pass ``adaptor_hash`` to have queries refused
+        when they were meant for another adaptor.
         """
         q, single, k, chosen, node = self._search_request(queries, k, filter, plan, exact, adaptor_hash)
         hits = run_search(self.backend, q, k, chosen, node)
@@ -323,6 +399,12 @@ class MatryoshkaIndex:
         self._require_open()
         if adaptor_hash != "unchecked":
             self.check_adaptor(adaptor_hash)
+        if exact and not self.full:
+            raise InvalidInput(
+                f"this index is compact: it keeps the {self.stored_dim}-d prefix, not the {self.dim}-d vectors that "
+                f"exact=True ranks by. Its exhaustive ranking of what it stores is "
+                f"search(..., plan=FunnelPlan.exhaustive(index.levels, len(index))); for the full-dimension "
+                f"ranking, build an index with full=True")
         k = _positive_k(k)
         arr = real_array(queries, "queries")
         single = arr.ndim == 1
@@ -413,7 +495,7 @@ class MatryoshkaIndex:
             if self.adaptor is not None:
                 self.adaptor.save(tmp / "adaptor")
             manifest = {"format_version": FORMAT_VERSION, "kind": "matry-index", "dim": self.dim,
-                        "levels": list(self.levels), "backend": self.backend.kind,
+                        "levels": list(self.levels), "full": self.full, "backend": self.backend.kind,
                         "backend_options": options, "plan": self.plan.to_dict(), "count": len(self),
                         "adaptor_hash": self.adaptor_hash, "files": _checksums(tmp)}
             manifest = json.loads(json.dumps(manifest, default=str))
@@ -476,14 +558,20 @@ class MatryoshkaIndex:
             dim, levels = int(manifest["dim"]), tuple(int(m) for m in manifest["levels"])
             plan, count = FunnelPlan.from_dict(manifest["plan"]), int(manifest["count"])
             kind, options = manifest["backend"], manifest["backend_options"]
+            full = manifest.get("full", True)  # saves made before compact indexes were all full
+            if not isinstance(full, bool):
+                raise ValueError(f"full must be true or false, not {full!r}")
         except (KeyError, TypeError, ValueError, InvalidInput) as exc:
             raise Corrupt(f"{directory}: the manifest is incomplete or invalid: {exc}") from None
         if stored is not None and stored.dim != dim:
             raise Corrupt(f"{directory}: the adaptor is {stored.dim}-d, the manifest says {dim}-d")
-        if dim <= 0 or levels != clip_levels(levels, dim):
-            raise Corrupt(f"{directory}: levels {levels} are not valid for {dim}-d vectors")
+        valid = levels and (levels == clip_levels(levels, dim) if full
+                            else levels[-1] < dim and levels == clip_levels(levels, levels[-1]))
+        if dim <= 0 or not valid:
+            raise Corrupt(f"{directory}: levels {levels} are not valid for a {'full' if full else 'compact'} "
+                          f"index of {dim}-d vectors")
         from . import backends
-        backend = backends.open_saved(kind, directory / "backend", dim, levels, options,
+        backend = backends.open_saved(kind, directory / "backend", levels[-1], levels, options,
                                       manifest.get("adaptor_hash"), connection)
         try:
             _check_store_count(backend, count, directory)

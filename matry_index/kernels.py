@@ -12,8 +12,10 @@ FAISS backend only wires them together and the evaluation code reuses the same e
 
 * :func:`level_norms` — the prefix norms a stored row keeps, so middle levels need no copies.
 
-Conventions: ``vectors`` is the (n, d) float32 matrix of stored rows, ``norms`` its (n, L)
-prefix norms at the L levels, candidate ``rows`` are int64 with -1 for "no candidate".
+Conventions: ``vectors`` is the (n, d) float32 matrix of stored rows — or a view that decodes
+coded rows as they are indexed (``rows[idx]``, ``rows[a:b]``, ``rows[idx, :m]``; the FAISS
+backend's ``DecodedRows``) — ``norms`` its (n, L) prefix norms at the L levels, candidate
+``rows`` are int64 with -1 for "no candidate".
 """
 from __future__ import annotations
 
@@ -143,9 +145,29 @@ def top_k_of_rows(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
     candidates leave -1 rows at the end of the result.
     """
     rows = np.ascontiguousarray(rows, np.int64)
+    if not isinstance(vectors, np.ndarray):
+        return _top_k_of_decoded(queries, vectors, rows, k)
     nq, count = rows.shape
     scores, top = np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
     ptr = faiss.swig_ptr
     faiss.knn_inner_products_by_idx(ptr(queries), ptr(vectors), ptr(rows), vectors.shape[1], nq,
                                     len(vectors), count, k, ptr(scores), ptr(top), count)
     return top, scores
+
+
+def _top_k_of_decoded(queries: np.ndarray, vectors, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k_of_rows` for rows decoded as they are read: each query's candidates are
+    gathered (and decoded), scored, and the best ``k`` kept, best first; -1 pads."""
+    rows = np.where(np.cumsum(rows < 0, axis=1) > 0, -1, rows)  # a list ends at its first -1
+    missing = rows < 0
+    candidates = vectors[np.where(missing, 0, rows)]                     # (nq, C, d)
+    scores = np.matmul(candidates, queries[:, :, None])[..., 0].astype(np.float32)
+    scores[missing] = -np.inf
+    k_here = min(k, rows.shape[1])
+    best = np.argpartition(-scores, k_here - 1, axis=1)[:, :k_here] if k_here else np.empty((len(rows), 0), int)
+    best = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, 1), axis=1, kind="stable"), 1)
+    top, top_scores = np.take_along_axis(rows, best, 1), np.take_along_axis(scores, best, 1)
+    top[~np.isfinite(top_scores)] = -1
+    out_rows, out_scores = np.full((len(rows), k), -1, np.int64), np.full((len(rows), k), -np.inf, np.float32)
+    out_rows[:, :k_here], out_scores[:, :k_here] = top, top_scores
+    return out_rows, out_scores

@@ -38,7 +38,8 @@ def setup_collection(*, adaptor: MatryoshkaAdaptor | str | Path | None = None, d
 
     ``connection`` goes to the backend: ``url``/``api_key``/``collection``/``shard_number``/
     ``replication_factor`` for qdrant-client (or ``path`` / ``location`` for its local mode),
-    ``path`` for ``backend="qdrant-edge"``; ``quantization`` / ``on_disk`` for either.
+    ``path`` for ``backend="qdrant-edge"``; ``quantization`` / ``on_disk`` / ``codes`` for either,
+    and ``full=False`` for a compact collection (only the adaptor's prefix is stored).
     Returns the open index and a report dict.
     """
     if isinstance(adaptor, (str, Path)):
@@ -67,6 +68,7 @@ def setup_collection(*, adaptor: MatryoshkaAdaptor | str | Path | None = None, d
             loaded += e - s
         index.optimize()
     report = {"backend": backend, "where": index.backend.where, "dim": dim,
-              "levels": list(index.levels), "adaptor_hash": index.adaptor_hash,
+              "levels": list(index.levels), "compact": not index.full, "codes": index.codes,
+              "adaptor_hash": index.adaptor_hash,
               "count_before": before, "ingested": loaded, "count": len(index)}
     return index, report

@@ -12,6 +12,11 @@ FAISS_MMAP = "faiss-mmap"
 #: Qdrant Edge with every vector in RAM and no codes (the default layout keeps int8 codes of the
 #: coarse level in RAM and the rest on disk): the other end of the layout options
 EDGE_IN_RAM = "qdrant-edge-in-ram"
+#: compact indexes (``full=False``: only the adaptor's prefix is stored): FAISS with 8-bit codes
+#: (trained from 100 records, so the suites' small corpora are held as codes, and ranked
+#: through a 4-bit IVF coarse index from 100 records), Qdrant local mode with int8 codes, Edge
+#: with float16 vectors
+FAISS_COMPACT, QDRANT_COMPACT, EDGE_COMPACT = "faiss-compact", "qdrant-compact", "qdrant-edge-compact"
 #: the cross-backend suites give every backend the same levels: a funnel with middle levels is
 #: still an option on Qdrant, whose default keeps only the coarse one
 SUITE_LEVELS = (64, 128, 256)
@@ -39,10 +44,30 @@ def _edge_in_ram(tmp_path: Path, dim: int, persistent: bool, **kw) -> Matryoshka
     return _edge(tmp_path, dim, persistent, quantization=None, on_disk=False, **kw)
 
 
+def _compact_levels(dim: int, kw: dict) -> tuple[int, ...]:
+    """The prefixes a compact index keeps of the levels a suite asks for (those below ``dim``),
+    or half the dimension where none is."""
+    return tuple(m for m in kw.pop("levels", ()) if m < dim) or (max(1, dim // 2),)
+
+
+def _faiss_compact(tmp_path: Path, dim: int, persistent: bool, **kw) -> MatryoshkaIndex:
+    return MatryoshkaIndex(dim, full=False, levels=_compact_levels(dim, kw), codes="int8", codes_from=100,
+                           flat_threshold=100, **kw)
+
+
+def _qdrant_compact(tmp_path: Path, dim: int, persistent: bool, **kw) -> MatryoshkaIndex:
+    return _qdrant(tmp_path, dim, persistent, full=False, levels=_compact_levels(dim, kw), codes="int8", **kw)
+
+
+def _edge_compact(tmp_path: Path, dim: int, persistent: bool, **kw) -> MatryoshkaIndex:
+    return _edge(tmp_path, dim, persistent, full=False, levels=_compact_levels(dim, kw), codes="float16", **kw)
+
+
 #: an empty index of each kind: ``factory(tmp_path, dim, persistent, **options)`` (qdrant local
 #: mode on disk where a test reopens it, in memory otherwise)
 FACTORIES = {"faiss": _faiss, FAISS_MMAP: _faiss_mmap, "qdrant": _qdrant, "qdrant-edge": _edge,
-             EDGE_IN_RAM: _edge_in_ram}
+             EDGE_IN_RAM: _edge_in_ram, FAISS_COMPACT: _faiss_compact, QDRANT_COMPACT: _qdrant_compact,
+             EDGE_COMPACT: _edge_compact}
 
 
 def make_index(kind, tmp_path, dim=384, persistent=False, **kw):

@@ -10,7 +10,7 @@ from matry_index import MatryoshkaIndex
 from matry_index.backends import register_backend
 from matry_index.testing import BackendConformance, check_backend
 
-from .helpers import EDGE_IN_RAM, FACTORIES, FAISS_MMAP
+from .helpers import EDGE_COMPACT, EDGE_IN_RAM, FACTORIES, FAISS_COMPACT, FAISS_MMAP, QDRANT_COMPACT
 
 register_backend("toy", "tests.toy_backend:ToyBackend")  # all a new engine needs, beside its module
 
@@ -39,6 +39,18 @@ class TestQdrantEdge(BackendConformance):
 
 class TestQdrantEdgeInRam(BackendConformance):
     make = _factory(EDGE_IN_RAM)
+
+
+class TestFaissCompact(BackendConformance):
+    make = _factory(FAISS_COMPACT)
+
+
+class TestQdrantLocalCompact(BackendConformance):
+    make = _factory(QDRANT_COMPACT)
+
+
+class TestQdrantEdgeCompact(BackendConformance):
+    make = _factory(EDGE_COMPACT)
 
 
 def _toy(workdir, dim, persistent=False, **options):

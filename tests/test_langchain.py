@@ -29,6 +29,15 @@ class TestQdrantEdgeStore(VectorStoreIntegrationTests):
             store.index.close()
 
 
+class TestFaissCompactStore(VectorStoreIntegrationTests):
+    """A compact index (only a prefix of each embedding is stored, as 8-bit codes once trained)."""
+
+    @pytest.fixture()
+    def vectorstore(self):
+        yield MatryoshkaVectorStore(self.get_embeddings(), backend="faiss", full=False, levels=(2, 4),
+                                    codes="int8", codes_from=2)
+
+
 def test_filters_scores_and_mmr():
     from langchain_core.embeddings import DeterministicFakeEmbedding
     store = MatryoshkaVectorStore.from_texts(

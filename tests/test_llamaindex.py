@@ -25,10 +25,12 @@ class HashEmbedding(MockEmbedding):
         return self._vec(query)
 
 
-@pytest.fixture(params=["faiss", "qdrant", "qdrant-edge"])
+@pytest.fixture(params=["faiss", "qdrant", "qdrant-edge", "faiss-compact"])
 def store(request, tmp_path):
-    opts = {"qdrant": {"location": ":memory:"}, "qdrant-edge": {"path": str(tmp_path / "edge")}}.get(request.param, {})
-    s = MatryoshkaLlamaStore(backend=request.param, **opts)
+    opts = {"qdrant": {"location": ":memory:"}, "qdrant-edge": {"path": str(tmp_path / "edge")},
+            # a compact index: the 15-d prefix of the 16-d embeddings, as 8-bit codes
+            "faiss-compact": {"full": False, "levels": (4, 15), "codes": "int8", "codes_from": 2}}.get(request.param, {})
+    s = MatryoshkaLlamaStore(backend=request.param.removesuffix("-compact"), **opts)
     yield s
     if s.client is not None:
         s.client.close()

@@ -180,5 +180,13 @@ class BackendBase:
         """Bytes held in RAM for the records, by part (unknown by default: an empty dict)."""
         return {}
 
+    def stats_parts(self) -> tuple[dict[str, int], dict[str, int], str]:
+        """(RAM bytes by part, disk bytes by part, how they were found) for
+        :meth:`MatryoshkaIndex.stats`: by default :meth:`memory_bytes` and the blocks the
+        files under :meth:`storage_paths` occupy."""
+        from ..stats import allocated_bytes
+        paths = self.storage_paths()
+        return self.memory_bytes(), ({"files": allocated_bytes(paths)} if paths else {}), ""
+
     def close(self) -> None:
         """Release the engine (nothing by default)."""

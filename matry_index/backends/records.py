@@ -25,7 +25,9 @@ RECORDS_FILE = "records.jsonl"
 def write_records(directory: Path, ids: Iterable[UserId], metadata: Iterable[dict | None],
                   vectors: np.ndarray) -> None:
     """Write the rows into ``directory`` (the caller makes the directory write atomic)."""
-    np.save(directory / VECTORS_FILE, np.ascontiguousarray(vectors, np.float32), allow_pickle=False)
+    if vectors.dtype not in (np.float32, np.float16, np.uint8):
+        vectors = vectors.astype(np.float32)
+    np.save(directory / VECTORS_FILE, np.ascontiguousarray(vectors), allow_pickle=False)
     with (directory / RECORDS_FILE).open("w", encoding="utf-8") as fh:
         for uid, meta in zip(ids, metadata):
             fh.write(json.dumps({"id": uid, "metadata": meta or {}}, allow_nan=False) + "\n")
@@ -35,12 +37,14 @@ def _no_constants(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def read_records(directory: Path, dim: int, mmap: bool = False) -> tuple[list[UserId], list[dict], np.ndarray]:
+def read_records(directory: Path, dim: int, mmap: bool = False,
+                 dtype: type = np.float32) -> tuple[list[UserId], list[dict], np.ndarray]:
     """(ids, metadata, vectors) written by :func:`write_records`, or :class:`Corrupt`.
 
     Everything is checked as if a user had passed it to ``add``: ids (unique, str or int),
     metadata (JSON values only: ``NaN`` and ``Infinity`` are refused), vectors (finite, the
-    right shape). ``mmap``: the vectors come back as a read-only memory map of the file
+    right shape and ``dtype``: float32, or the float16 / 8-bit codes of a compact FAISS index).
+    ``mmap``: the vectors come back as a read-only memory map of the file
     instead of an array in RAM (checked a block at a time, so the check does not load them)."""
     try:
         vectors = np.load(directory / VECTORS_FILE, allow_pickle=False, mmap_mode="r" if mmap else None)
@@ -50,12 +54,13 @@ def read_records(directory: Path, dim: int, mmap: bool = False) -> tuple[list[Us
         metadata = [r["metadata"] or {} for r in records]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Corrupt(f"{directory}: cannot read the saved records: {exc!r}") from None
-    if vectors.ndim != 2 or vectors.shape != (len(records), dim) or vectors.dtype != np.float32:
+    if vectors.ndim != 2 or vectors.shape != (len(records), dim) or vectors.dtype != dtype:
         raise Corrupt(f"{directory}: {len(records)} records of {dim}-d vectors expected, "
                       f"found vectors of shape {vectors.shape} ({vectors.dtype})")
     if mmap and not vectors.flags.c_contiguous:
         raise Corrupt(f"{directory}: the saved vectors are not stored row by row (C order)")
-    if not all(np.isfinite(vectors[s:s + STREAM_ROWS]).all() for s in range(0, len(vectors), STREAM_ROWS)):
+    if vectors.dtype != np.uint8 and not all(np.isfinite(vectors[s:s + STREAM_ROWS]).all()
+                                             for s in range(0, len(vectors), STREAM_ROWS)):
         raise Corrupt(f"{directory}: the saved vectors hold NaN or inf")
     try:
         _, keys = keys_for([i if isinstance(i, (str, int)) and not isinstance(i, bool) else None for i in ids])

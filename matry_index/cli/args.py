@@ -96,6 +96,26 @@ def read_filter(text: str | None) -> dict | None:
     return parse_json_object(text, "--filter") if text else None
 
 
+def storage_args(p: argparse.ArgumentParser) -> None:
+    """What an index stores: the full vectors or, ``--compact``, only the adaptor's prefix up to
+    the longest level; ``--codes``, how the vectors that rank are held."""
+    from ..codes import ROW_CODES
+    p.add_argument("--compact", action="store_true",
+                   help="a compact index: store only the adaptor's prefix up to the longest of --levels "
+                        "(default 64,128) and no full vector; that prefix ranks the final top k")
+    p.add_argument("--codes", choices=ROW_CODES, default=None,
+                   help="how the vectors that rank are held (default float32): float16 halves them, int8 "
+                        "quarters them (FAISS: 8-bit codes in RAM; Qdrant: 8-bit codes in RAM, originals on disk)")
+
+
+def storage_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The index options of :func:`storage_args`' flags (only those given)."""
+    out: dict[str, Any] = {"full": False} if args.compact else {}
+    if args.codes is not None:
+        out["codes"] = args.codes
+    return out
+
+
 def data_args(p: argparse.ArgumentParser) -> None:
     """A BEIR folder and its cached embeddings, the prefix levels and the seed of the fits."""
     p.add_argument("--data", default=os.environ.get("MATRY_INDEX_DATA", str(DEFAULT_DATA)),

@@ -12,7 +12,7 @@ from ..backends.faiss.coarse import FAISS_CODES, LEGACY_IVF
 from ..backends.qdrant.schema import PAYLOAD_INDEX_KINDS, QUANTIZATIONS
 from ..errors import InvalidInput
 from ..inputs import load_matrix, read_jsonl, read_lines
-from .args import key_value, levels, options, positive_int, read_filter, recall
+from .args import key_value, levels, options, positive_int, read_filter, recall, storage_args, storage_options
 
 
 def _payload_index(text: str) -> tuple[str, str]:
@@ -39,9 +39,10 @@ def _register_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="faiss", help=f"the engine: one of {backends.kinds()} (or a registered one)")
     p.add_argument("--option", type=key_value, action="append", metavar="KEY=VALUE",
                    help="a backend option (the value as JSON where it parses), e.g. --option nlist=4096; repeat")
+    storage_args(p)
     p.add_argument("--coarse", choices=("auto",) + FAISS_CODES, default=None,
-                   help="FAISS: the coarse code on the first level; auto: HNSW from 10,000 vectors, else flat "
-                        "(default: auto)")
+                   help="FAISS: the coarse code on the first level; auto: an exact scan below 1,000 records, "
+                        "IVF lists of 8-bit codes from there on (4-bit codes where --codes is given) (default: auto)")
     p.add_argument("--ivf-encoding", choices=tuple(LEGACY_IVF), default=None,
                    help="FAISS, with --coarse ivf: float32 or 8-bit codes (--coarse ivf-int8 says the same)")
     p.add_argument("--nlist", type=positive_int, default=None, help="FAISS IVF lists (default 4·sqrt(n))")
@@ -95,6 +96,7 @@ def _register_qdrant_setup(sub: argparse._SubParsersAction) -> None:
                         "read for candidates alone are memory-mapped from disk)")
     p.add_argument("--quantization", choices=[q or "none" for q in QUANTIZATIONS], default="int8",
                    help="codes of the coarse level kept in RAM for its graph walk")
+    storage_args(p)
     p.add_argument("--payload-index", type=_payload_index, action="append", metavar="FIELD:KIND",
                    help="index a payload field that filters use: KIND keyword (strings) or float (numbers); "
                         "repeat for several fields")
@@ -130,13 +132,14 @@ def build(args: argparse.Namespace) -> int:
         raise InvalidInput(f"embeddings {args.embeddings} must be a 2-d array (n, d); got shape {vectors.shape}")
     adaptor = MatryoshkaAdaptor.load(args.adaptor) if args.adaptor else None
     index = MatryoshkaIndex(vectors.shape[1], adaptor=adaptor, levels=args.levels, backend=args.backend,
-                            **_build_options(args))
+                            **storage_options(args), **_build_options(args))
     index.add(ids, vectors, payload)
     if args.tune_queries:
         plan = index.tune(load_matrix(args.tune_queries, "tune queries"), target_recall=args.target_recall, k=args.k)
-        print(f"tuned plan {plan.describe()}: {plan.explain(index.levels, args.k)}")
+        print(f"tuned plan {plan.describe()}: {index.explain(plan, args.k)}")
     index.save(out)
     print(f"built {index} at {out}")
+    print(index.stats().describe())
     index.close()
     return 0
 
@@ -166,7 +169,7 @@ def search(args: argparse.Namespace) -> int:
 def qdrant_setup(args: argparse.Namespace) -> int:
     from ..qdrant_setup import setup_collection
     layout = {"on_disk": args.on_disk, "quantization": None if args.quantization == "none" else args.quantization,
-              "payload_indexes": dict(args.payload_index or [])}
+              "payload_indexes": dict(args.payload_index or []), **storage_options(args)}
     if args.edge_path:
         ignored = [flag for flag, given in (("--api-key", args.api_key), ("--shards", args.shards),
                                             ("--replicas", args.replicas),

@@ -61,10 +61,35 @@ def filled_index(make: IndexFactory, workdir: Path, data: Corpus, persistent: bo
         index.close()
 
 
+def exhaustive(index: MatryoshkaIndex, queries: np.ndarray, k: int, filter: dict | None = None):
+    """Exact search: ``exact=True`` on a full index; on a compact one (which refuses it: it has
+    no full vectors) the exhaustive plan, its own exact ranking of what it stores."""
+    if index.full:
+        return index.search(queries, k=k, filter=filter, exact=True)
+    return index.search(queries, k=k, filter=filter, plan=FunnelPlan.exhaustive(index.levels, max(1, len(index))))
+
+
+def truth(data: Corpus, index: MatryoshkaIndex, query: np.ndarray, k: int, keep=None) -> list[str]:
+    """The reference answer for ``index``: :meth:`Corpus.exact_ids` on the original vectors for a
+    full index; for a compact one, the same ranking of what it stores (its records' vectors as
+    ``get`` returns them — decoded codes where it keeps codes — against the adapted query)."""
+    if index.full:
+        return data.exact_ids(query, k, keep)
+    stored = np.stack([r.vector for r in index.get(data.ids)])
+    return data.exact_ids(index.adapt(query[None, :])[0], k, keep, vectors=stored)
+
+
+def score_tolerance(index: MatryoshkaIndex) -> float:
+    """How far a record's score against its own vector may fall from 1: float32 rounding, or
+    the codes a compact index ranks with (float16, 8-bit)."""
+    codes = getattr(index.backend, "options", {}).get("codes", "float32")
+    return {"float16": 2e-3, "int8": 3e-2}.get(codes, 1e-5) if not index.full else 1e-5
+
+
 def state(index: MatryoshkaIndex, queries: np.ndarray) -> tuple:
     """What a user can observe: the count, the ids and metadata, exact answers."""
     return (len(index), sorted((str(i), repr(m)) for i, m in index.scan()),
-            [ids_of(h) for h in index.search(queries, k=5, exact=True)])
+            [ids_of(h) for h in exhaustive(index, queries, 5)])
 
 
 def refused(call: Callable[[], object], kind: type[Exception], breach: str) -> Exception:
@@ -86,8 +111,8 @@ def covering(index: MatryoshkaIndex) -> FunnelPlan:
 def check_exact_search_is_exact(make: IndexFactory, workdir: Path) -> None:
     data = corpus()
     with filled_index(make, workdir, data) as index:
-        for q, hits in zip(data.queries, index.search(data.queries, k=10, exact=True)):
-            assert ids_of(hits) == data.exact_ids(q, 10)
+        for q, hits in zip(data.queries, exhaustive(index, data.queries, 10)):
+            assert ids_of(hits) == truth(data, index, q, 10)
             assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
 
 
@@ -96,7 +121,7 @@ def check_a_funnel_covering_the_collection_is_exact(make: IndexFactory, workdir:
     data = corpus()
     with filled_index(make, workdir, data) as index:
         funnel = index.search(data.queries, k=10, plan=covering(index))
-        assert [ids_of(h) for h in funnel] == [data.exact_ids(q, 10) for q in data.queries]
+        assert [ids_of(h) for h in funnel] == [truth(data, index, q, 10) for q in data.queries]
 
 
 @check
@@ -116,12 +141,14 @@ def check_async_search_gives_the_same_answers(make: IndexFactory, workdir: Path)
     index = filled(make, workdir, data)
 
     async def both():
-        return await asyncio.gather(index.asearch(data.queries, k=5), index.asearch(data.queries, k=5, exact=True),
+        exact = ({"exact": True} if index.full else
+                 {"plan": FunnelPlan.exhaustive(index.levels, len(index))})
+        return await asyncio.gather(index.asearch(data.queries, k=5), index.asearch(data.queries, k=5, **exact),
                                     *(index.asearch(q, k=5, filter={"tag": "odd"}) for q in data.queries[:3]))
     try:
         batch, exact, *filtered = asyncio.run(both())
         assert [ids_of(h) for h in batch] == [ids_of(h) for h in index.search(data.queries, k=5)]
-        assert [ids_of(h) for h in exact] == [ids_of(h) for h in index.search(data.queries, k=5, exact=True)]
+        assert [ids_of(h) for h in exact] == [ids_of(h) for h in exhaustive(index, data.queries, 5)]
         assert [ids_of(h) for h in filtered] == [ids_of(index.search(q, k=5, filter={"tag": "odd"}))
                                                  for q in data.queries[:3]]
     finally:
@@ -133,19 +160,19 @@ def check_a_rotation_adaptor_keeps_the_original_ranking(make: IndexFactory, work
     data = corpus()
     rotation = np.linalg.qr(np.random.default_rng(1).standard_normal((DIM, DIM)))[0]
     with filled_index(make, workdir, data, adaptor=MatryoshkaAdaptor(DIM, LEVELS + (DIM,), rotation=rotation)) as index:
-        for q, hits in zip(data.queries, index.search(data.queries, k=10, exact=True)):
-            assert ids_of(hits) == data.exact_ids(q, 10)
+        for q, hits in zip(data.queries, exhaustive(index, data.queries, 10)):
+            assert ids_of(hits) == truth(data, index, q, 10)
 
 
 @check
 def check_tiny_dimension_and_int_ids(make: IndexFactory, workdir: Path) -> None:
     index = make(workdir, dim=6, persistent=False)
     try:
-        assert index.levels == (6,)
+        assert index.levels == (6,) or not index.full
         vectors = np.random.default_rng(2).standard_normal((4, 6)) * 3
         index.add([10, 11, 12, 13], vectors)
         hit = index.search(vectors[2], k=1)[0]
-        assert hit.id == 12 and abs(hit.score - 1.0) < 1e-5
+        assert hit.id == 12 and abs(hit.score - 1.0) < score_tolerance(index)
     finally:
         index.close()
 
@@ -155,13 +182,13 @@ def check_tiny_dimension_and_int_ids(make: IndexFactory, workdir: Path) -> None:
 def check_delete_and_add_again(make: IndexFactory, workdir: Path) -> None:
     data = corpus()
     with filled_index(make, workdir, data) as index:
-        top = ids_of(index.search(data.queries[0], k=3, exact=True))
+        top = ids_of(exhaustive(index, data.queries[0], 3))
         index.delete(top[:2])
         assert len(index) == len(data.ids) - 2 and index.get(top[:2]) == [None, None]
         assert not set(top[:2]) & set(ids_of(index.search(data.queries[0], k=3)))
         rows = [data.ids.index(t) for t in top[:2]]
         index.add(top[:2], data.vectors[rows])
-        assert ids_of(index.search(data.queries[0], k=3, exact=True)) == top
+        assert ids_of(exhaustive(index, data.queries[0], 3)) == top
 
 
 @check
@@ -170,7 +197,7 @@ def check_a_mass_delete_keeps_results_exact(make: IndexFactory, workdir: Path) -
     with filled_index(make, workdir, data) as index:
         index.delete(data.ids[:450])
         assert len(index) == 150
-        exact = index.search(data.queries, k=10, exact=True)
+        exact = exhaustive(index, data.queries, 10)
         assert all(set(ids_of(h)) <= set(data.ids[450:]) for h in exact)
         assert [ids_of(h) for h in index.search(data.queries, k=10, plan=covering(index))] == \
             [ids_of(h) for h in exact]
@@ -182,10 +209,12 @@ def check_upsert_replaces_the_vector_and_metadata(make: IndexFactory, workdir: P
     with filled_index(make, workdir, data) as index:
         index.upsert([data.ids[0]], data.queries[:1], [{"n": -1}])
         assert len(index) == len(data.ids)
-        hit = index.search(data.queries[0], k=1, exact=True)[0]
-        assert hit.id == data.ids[0] and hit.metadata == {"n": -1} and abs(hit.score - 1.0) < 1e-5
+        hit = exhaustive(index, data.queries[0], 1)[0]
+        tolerance = score_tolerance(index)
+        assert hit.id == data.ids[0] and hit.metadata == {"n": -1} and abs(hit.score - 1.0) < tolerance
         record = index.get([data.ids[0]])[0]
-        assert record.metadata == {"n": -1} and abs(float(np.linalg.norm(record.vector)) - 1.0) < 1e-5
+        assert record.metadata == {"n": -1} and abs(float(np.linalg.norm(record.vector)) - 1.0) < tolerance
+        assert len(record.vector) == index.stored_dim
 
 
 @check
@@ -257,7 +286,7 @@ def check_filters_follow_the_written_semantics(make: IndexFactory, workdir: Path
         query, everything = np.ones(4, np.float32), len(FILTER_RECORDS)
         for flt, expected in FILTER_CASES:
             assert {i for i, _ in index.scan(flt)} == expected, flt
-            assert {h.id for h in index.search(query, k=everything, filter=flt, exact=True)} == expected, flt
+            assert {h.id for h in exhaustive(index, query, everything, flt)} == expected, flt
             assert {h.id for h in index.search(query, k=everything, filter=flt)} == expected, flt
     finally:
         index.close()
@@ -273,7 +302,7 @@ def check_filtered_searches_return_k_matching_records(make: IndexFactory, workdi
     with filled_index(make, workdir, data) as index:
         for flt, keep in cases:
             for q, hits in zip(data.queries, index.search(data.queries, k=10, filter=flt, plan=covering(index))):
-                assert ids_of(hits) == data.exact_ids(q, 10, keep), flt
+                assert ids_of(hits) == truth(data, index, q, 10, keep), flt
                 assert all(keep(h.metadata) for h in hits)
             for hits in index.search(data.queries, k=10, filter=flt):  # the default plan: k of them
                 assert len(hits) == min(10, sum(keep(m) for m in data.metadata)) and all(keep(h.metadata) for h in hits)
@@ -430,6 +459,22 @@ def check_a_closed_index_refuses_every_call(make: IndexFactory, workdir: Path) -
                  lambda: index.scan(), lambda: index.save(workdir / "saved")):
         assert "closed" in str(refused(call, InvalidInput, "a closed index answered"))
     index.close()  # closing twice is harmless
+
+
+@check
+def check_a_compact_index_refuses_what_needs_the_full_vectors(make: IndexFactory, workdir: Path) -> None:
+    """A compact index keeps a prefix: a search that ranks by the full vectors is refused (and
+    changes nothing); a full index answers it."""
+    data = corpus(n=60)
+    with filled_index(make, workdir, data) as index:
+        if index.full:
+            assert len(index.search(data.queries[0], k=3, exact=True)) == 3
+            return
+        before = state(index, data.queries[:3])
+        message = str(refused(lambda: index.search(data.queries[0], k=3, exact=True), InvalidInput,
+                              "a compact index answered a full-dimension exact search"))
+        assert "compact" in message and "exhaustive" in message
+        assert state(index, data.queries[:3]) == before
 
 
 # --- threads ----------------------------------------------------------------------------------

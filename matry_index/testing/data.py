@@ -21,10 +21,15 @@ class Corpus:
     metadata: list[dict]
     queries: np.ndarray        # (q, DIM) float32
 
-    def exact_ids(self, query: np.ndarray, k: int, keep=None) -> list[str]:
-        """The reference answer: the ``k`` ids of highest cosine, computed here in float64."""
-        x = self.vectors.astype(np.float64)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    def exact_ids(self, query: np.ndarray, k: int, keep=None, vectors: np.ndarray | None = None) -> list[str]:
+        """The reference answer: the ``k`` ids of highest cosine, computed here in float64 — or,
+        given ``vectors`` (one per id: e.g. what a compact index stores of them), of highest
+        inner product with them as they are."""
+        if vectors is None:
+            x = self.vectors.astype(np.float64)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+        else:
+            x = vectors.astype(np.float64)
         q = query.astype(np.float64) / np.linalg.norm(query)
         scores = x @ q
         order = [i for i in np.argsort(-scores, kind="stable") if keep is None or keep(self.metadata[i])]

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from .. import FunnelPlan, MatryIndexError, MatryoshkaIndex
+from .contract import exhaustive, score_tolerance
 
 DIM, LEVELS = 8, (4, 8)
 IDS = [f"id{i}" for i in range(12)] + list(range(100, 106))
@@ -119,8 +120,9 @@ class IndexMachine(RuleBasedStateMachine):
         self._store(ids, vectors, meta)
 
     def _store(self, ids, vectors, meta):
-        for i, v, m in zip(ids, vectors, meta):
-            self.model[i] = (v.astype(np.float64) / np.linalg.norm(v.astype(np.float64)), m)
+        # what the index stores of each vector: unit length, a compact index's prefix of it
+        for i, v, m in zip(ids, self.index.adapt(vectors).astype(np.float64), meta):
+            self.model[i] = (v / np.linalg.norm(v), m)
 
     @rule(ids=st.lists(st.sampled_from(IDS), min_size=1, max_size=4, unique=True), missing_ok=st.booleans())
     def delete(self, ids, missing_ok):
@@ -145,15 +147,19 @@ class IndexMachine(RuleBasedStateMachine):
           flt=st.one_of(st.none(), st.sampled_from(FILTERS)))
     def search(self, seed, k, funnel, flt):
         q = self._vectors(seed, 1)[0]
-        qn = q.astype(np.float64) / np.linalg.norm(q)
+        qn = self.index.adapt(q[None, :])[0].astype(np.float64)
         pool = {i: float(v @ qn) for i, (v, m) in self.model.items() if flt is None or reference_match(flt, m)}
         want = sorted(pool.values(), reverse=True)[:k]
-        plan = FunnelPlan((len(IDS),)) if funnel else None
-        hits = self.index.search(q, k=k, filter=flt, plan=plan, exact=not funnel)
+        if funnel:
+            plan = FunnelPlan((len(IDS),) * (len(self.index.levels) - 1))
+            hits = self.index.search(q, k=k, filter=flt, plan=plan)
+        else:
+            hits = exhaustive(self.index, q, k, flt)
+        tolerance = max(1e-5, score_tolerance(self.index))
         assert len(hits) == len(want)
         assert all(h.id in pool for h in hits)
-        np.testing.assert_allclose([pool[h.id] for h in hits], want, atol=1e-5)
-        np.testing.assert_allclose([h.score for h in hits], want, atol=1e-5)
+        np.testing.assert_allclose([pool[h.id] for h in hits], want, atol=2 * tolerance)
+        np.testing.assert_allclose([h.score for h in hits], want, atol=tolerance)
         for h in hits:
             assert h.metadata == self.model[h.id][1]
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from ... import kernels
 from ..._validation import check_bool, check_int, check_number, normalize_rows
+from ...codes import check_row_codes
 from ...errors import Corrupt, InvalidInput, MatryIndexError
 from ...filters import Node, matches
 from ...funnel import CoarseCost, FunnelPlan
@@ -31,13 +32,15 @@ from ...ids import UserId
 from ..base import BackendBase, Hit, Record, SavedBackend
 from ..records import read_records, write_records
 from .coarse import AUTO_IVF_FROM, LEGACY_IVF, CoarseIndex, code_of
+from .row_codes import TRAIN_FROM as CODES_TRAIN_FROM, RowCodec
 from .rows import RowStore
 from .vector_storage import vector_storage as vector_storage_of
 
 QUERY_BLOCK = 256  # queries per funnel pass: bounds the (queries × candidates × m) gather
 #: the options a save records and a load reads back (see FaissBackend.open)
 SAVED_OPTIONS = ("coarse", "hnsw_m", "ef_construction", "flat_threshold", "nlist", "nprobe", "ivf_encoding",
-                 "compact_fraction", "exact_fraction", "deferred_build", "vector_storage")
+                 "compact_fraction", "exact_fraction", "deferred_build", "vector_storage", "codes", "codes_from")
+CODE_RANGES_FILE = "code_ranges.npy"  # a trained 8-bit codec's ranges (see .row_codes)
 
 
 def _unit_rows(vectors: np.ndarray, block: int = kernels.STREAM_ROWS) -> bool:
@@ -69,6 +72,11 @@ class FaissBackend(BackendBase):
     ``scratch_dir`` is where an "mmap" index writes its vector file (never saved: a saved index
     must not choose where its reader writes; pass it again to :meth:`MatryoshkaIndex.load`).
 
+    ``codes``: how the rescoring vectors are held (:mod:`.row_codes`): "float32" (default),
+    "float16" or "int8" (a compact index's choice: a half or a quarter of the bytes; the final
+    ranking is then that of the decoded codes). 8-bit codes are trained once the index holds
+    ``codes_from`` records (float32 rows until then).
+
     Vectors handed to it are unit length (the index's precondition); it keeps one norm per
     prefix level so that every prefix is compared by cosine.
     """
@@ -80,7 +88,8 @@ class FaissBackend(BackendBase):
                  flat_threshold: int = AUTO_IVF_FROM, nlist: int | None = None, nprobe: int = 16,
                  ivf_encoding: str = "flat", compact_fraction: float = 0.25,
                  exact_fraction: float = 0.02, deferred_build: bool = False,
-                 vector_storage: str = "memory", scratch_dir: str | Path | None = None):
+                 vector_storage: str = "memory", scratch_dir: str | Path | None = None,
+                 codes: str = "float32", codes_from: int = CODES_TRAIN_FROM):
         # adaptor_hash: FAISS lives inside the index directory, whose manifest records it
         storage = vector_storage_of(vector_storage, scratch_dir)
         self.dim, self.levels = int(dim), tuple(levels)
@@ -92,9 +101,10 @@ class FaissBackend(BackendBase):
                         "compact_fraction": check_number(compact_fraction, "compact_fraction", 0, 1, low_open=True),
                         "exact_fraction": check_number(exact_fraction, "exact_fraction", 0, 1),
                         "deferred_build": check_bool(deferred_build, "deferred_build"),
-                        "vector_storage": vector_storage}
+                        "vector_storage": vector_storage, "codes": check_row_codes(codes),
+                        "codes_from": check_int(codes_from, "codes_from", 1, 1 << 40)}
         self._lock = threading.RLock()
-        self.rows = RowStore(self.dim, self.levels, storage)
+        self.rows = RowStore(self.dim, self.levels, storage, RowCodec(codes, self.dim, self.options["codes_from"]))
         self.coarse = CoarseIndex(code_of(coarse, ivf_encoding), self.levels[0], self.options, self._prefixes)
         self._synced: tuple[int, int] | None = None  # (rows.version, rows.n) at the last catch-up
         self._filter_cache: dict[tuple[str, int], np.ndarray] = {}
@@ -106,7 +116,9 @@ class FaissBackend(BackendBase):
     def _prefixes(self, rows: Any) -> np.ndarray:
         """Unit-length coarse prefixes of ``rows`` (a slice or sorted row numbers)."""
         r, m = self.rows, self.levels[0]
-        return np.ascontiguousarray(r.vectors[rows, :m] / r.norms[rows, :1])
+        if len(self.levels) == 1:  # the coarse level is the whole stored vector: unit already
+            return np.ascontiguousarray(r.matrix[rows])
+        return np.ascontiguousarray(r.matrix[rows, :m] / r.norms[rows, :1])
 
     def _sync_coarse(self, incoming: int = 0) -> None:
         """Bring the coarse index up to date with the stored rows (``incoming``: rows staged by
@@ -205,7 +217,7 @@ class FaissBackend(BackendBase):
     def _exact_hits(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[Hit]]:
         r = self.rows
         subset = None if allowed is None else np.flatnonzero(allowed)
-        top, scores = kernels.exact_top_k(queries, r.vectors[:r.n], k, rows=subset)
+        top, scores = kernels.exact_top_k(queries, r.matrix, k, rows=subset)
         return [r.hits(t, s) for t, s in zip(top, scores)]
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:
@@ -230,14 +242,15 @@ class FaissBackend(BackendBase):
                 plan: FunnelPlan) -> tuple[np.ndarray, np.ndarray]:
         """Rows and full-dimension cosines of each query's top hits, best first (-1 rows pad)."""
         r = self.rows
+        matrix = r.matrix
         first_level, first_count = stages[0]
         rows = self.coarse.search(np.ascontiguousarray(q[:, :first_level]), first_count, plan, r.n, allowed)
         middle = stages[1:-1]
         if middle and len(q) == 1:
-            rows = kernels.narrow_one(r.vectors, r.norms, self.levels, q[0], rows[0][rows[0] >= 0], middle)[None, :]
+            rows = kernels.narrow_one(matrix, r.norms, self.levels, q[0], rows[0][rows[0] >= 0], middle)[None, :]
         elif middle:
-            rows = kernels.narrow(r.vectors, r.norms, self.levels, q, rows, middle)
-        return kernels.top_k_of_rows(q, r.vectors[:r.n], rows, stages[-1][1])
+            rows = kernels.narrow(matrix, r.norms, self.levels, q, rows, middle)
+        return kernels.top_k_of_rows(q, matrix, rows, stages[-1][1])
 
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
                filter: Node | None = None) -> list[list[Hit]]:
@@ -273,11 +286,19 @@ class FaissBackend(BackendBase):
             self._sync_coarse()
             r, n = self.rows, self.rows.n
             mapped = isinstance(r.vectors, np.memmap)
-            python = sys.getsizeof(r.meta) + sum(sys.getsizeof(m) for m in r.meta if m)
+            python = sys.getsizeof(r.meta) + sum(sys.getsizeof(m) for m in r.meta.values())
             if not r.int_ids:
                 python += sys.getsizeof(r.ids) + sum(sys.getsizeof(i) for i in r.ids)
-            return {"vectors": 0 if mapped else n * self.dim * 4, "coarse": self.coarse.nbytes(),
+            return {"vectors": 0 if mapped else n * self.dim * r.vectors.dtype.itemsize, "coarse": self.coarse.nbytes(),
                     "rows": n * (r.norms.shape[1] * 4 + 8 + 2) + r.row_of.nbytes(), "python": python}
+
+    def stats_parts(self) -> tuple[dict[str, int], dict[str, int], str]:
+        """RAM from :meth:`memory_bytes`; on disk, the memory-mapped vector file's blocks."""
+        with self._lock:
+            ram = self.memory_bytes()
+            vectors = self.rows.vectors
+            disk = {"vectors": self.rows.storage.file_bytes(vectors)} if isinstance(vectors, np.memmap) else {}
+            return ram, disk, "measured from the arrays and the FAISS index held"
 
     # --- persistence -----------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:
@@ -285,7 +306,10 @@ class FaissBackend(BackendBase):
             if self.rows.dead:
                 self.compact()
             self._sync_coarse()
-            write_records(directory, self.rows.ids, self.rows.meta, self.rows.vectors[:self.rows.n])
+            write_records(directory, self.rows.ids, self.rows.metadata_list(), self.rows.vectors[:self.rows.n])
+            ranges = self.rows.codec.state()
+            if ranges is not None:
+                np.save(directory / CODE_RANGES_FILE, ranges, allow_pickle=False)
             self.coarse.write(directory / "coarse.faiss")
             return {**self.options, "coarse_code": self.coarse.code.name}
 
@@ -309,10 +333,12 @@ class FaissBackend(BackendBase):
         options, built = _saved_options(saved)
         backend = cls(dim, levels, **{**options, **connection})
         mapped = backend.options["vector_storage"] == "mmap"
-        ids, metadata, vectors = read_records(directory, dim, mmap=mapped)
-        if not _unit_rows(vectors):
+        codec = _saved_codec(directory, backend.rows.codec)
+        ids, metadata, vectors = read_records(directory, dim, mmap=mapped,
+                                              dtype=codec.dtype if codec.trained else np.float32)
+        if vectors.dtype == np.float32 and not _unit_rows(vectors):
             vectors = normalize_rows(vectors)  # saved before rows were normalised
-        backend.rows = RowStore.from_records(dim, backend.levels, ids, metadata, vectors, backend.rows.storage)
+        backend.rows = RowStore.from_records(dim, backend.levels, ids, metadata, vectors, backend.rows.storage, codec)
         coarse_path = directory / "coarse.faiss"
         if coarse_path.exists():
             backend.coarse.read(coarse_path, built, len(ids))
@@ -321,6 +347,19 @@ class FaissBackend(BackendBase):
     def storage_paths(self) -> list[Path]:
         """FAISS keeps nothing on disk outside the index directory."""
         return []
+
+
+def _saved_codec(directory: Path, codec: RowCodec) -> RowCodec:
+    """``codec`` as the save left it: an 8-bit codec with its saved ranges, or untrained (its
+    rows were saved as float32) where the save has none."""
+    path = directory / CODE_RANGES_FILE
+    if path.exists():
+        try:
+            state = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise Corrupt(f"{directory}: cannot read the saved code ranges: {exc!r}") from None
+        codec.restore(state, str(directory))
+    return codec
 
 
 def _saved_options(saved: SavedBackend) -> tuple[dict[str, Any], str]:

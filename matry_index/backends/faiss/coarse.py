@@ -33,6 +33,9 @@ FLAT_QUANTIZER_MACS = 1 << 20
 #: codes from there on (``benchmarks/results/peers.md``: the fastest layout at every size measured)
 AUTO_IVF_FROM = 1_000
 AUTO_CODE = "ivf-int8"
+#: "auto" where the rows are held as codes (a compact index): 4-bit fast-scan codes, a sixteenth
+#: of a float prefix, so that the coarse index does not cost more than the rows it ranks
+CODED_AUTO_CODE = "ivf-pq4"
 TRAIN_PER_LIST = 256        # k-means needs no more than a few hundred points per IVF list
 #: ``coarse="ivf"`` with ``ivf_encoding=`` — the spelling before codes had names
 LEGACY_IVF = {"flat": "ivf", "sq8": "ivf-int8"}
@@ -112,8 +115,8 @@ class CoarseIndex:
     """The coarse ANN index of one FAISS backend, kept in step with its rows.
 
     ``wanted``: a code name, or "auto" (exact ``flat`` below ``options["flat_threshold"]`` live
-    rows, :data:`AUTO_IVF_FROM` by default,
-    :data:`AUTO_CODE` from there on; an index built as another structure — a save made when
+    rows, :data:`AUTO_IVF_FROM` by default, :data:`AUTO_CODE` from there on —
+    :data:`CODED_AUTO_CODE` where the rows are coded; an index built as another structure — a save made when
     "auto" meant HNSW — keeps it). ``prefixes(rows)`` returns the unit-length coarse prefixes of
     rows.
     """
@@ -132,7 +135,8 @@ class CoarseIndex:
             return COARSE_CODES["flat"]
         if self.index is not None and self.code.structure == "hnsw":
             return self.code  # built as a graph (a save from when "auto" meant HNSW): it stays one
-        return COARSE_CODES[AUTO_CODE]
+        coded = self.options.get("codes", "float32") != "float32"
+        return COARSE_CODES[CODED_AUTO_CODE if coded and self.m % 2 == 0 else AUTO_CODE]
 
     # --- building ------------------------------------------------------------------------
     def rebuild(self, n: int, live: int) -> None:

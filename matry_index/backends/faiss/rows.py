@@ -1,7 +1,7 @@
 """The FAISS backend's records: parallel arrays addressed by row number.
 
-A row holds one record: its adapted vector (float32, L2-normalised), its norm at every prefix
-level, its int64 key, a live flag, whether it has metadata, and — in Python lists beside the
+A row holds one record: its adapted vector (L2-normalised; stored as float32, or as the codes of
+:mod:`.row_codes`), its norm at every prefix level (of the vector as stored), its int64 key, a live flag, whether it has metadata, and — in Python lists beside the
 arrays — the user's id and metadata. Rows are append-only: a delete or a replacement is a
 tombstone (an HNSW graph cannot remove points), and :meth:`RowStore.compact` rewrites the
 arrays without the dead rows. This class is the only code that keeps the arrays, the lists
@@ -22,39 +22,47 @@ from ...ids import UserId, key_for
 from ...kernels import level_norms
 from ..base import Hit, Record
 from .keymap import KeyMap
+from .row_codes import DecodedRows, RowCodec
 from .vector_storage import MemoryStorage, VectorStorage
 
 
 class RowStore:
     """Records of ``dim``-d vectors with prefix norms at ``levels``; the vectors' array is
-    allocated by ``storage`` (anonymous memory by default, or a memory-mapped file)."""
+    allocated by ``storage`` (anonymous memory by default, or a memory-mapped file) and holds
+    them as ``codec`` encodes them (float32 by default)."""
 
-    def __init__(self, dim: int, levels: tuple[int, ...], storage: VectorStorage | None = None):
+    def __init__(self, dim: int, levels: tuple[int, ...], storage: VectorStorage | None = None,
+                 codec: RowCodec | None = None):
         self.dim, self.levels = int(dim), tuple(levels)
+        #: the levels whose norms a row keeps: the prefixes (a stored row is unit length as a whole)
+        self.norm_levels = self.levels[:-1]
         self.storage = storage or MemoryStorage()
+        self.codec = codec or RowCodec("float32", self.dim)
         self.vectors = np.empty((0, self.dim), np.float32)
-        self.norms = np.empty((0, len(self.levels)), np.float32)
+        self.norms = np.empty((0, len(self.norm_levels)), np.float32)
         self.keys = np.empty(0, np.int64)
         self.live = np.empty(0, bool)
         self.has_meta = np.empty(0, bool)
         self.n = 0                               # rows in use, dead ones included
-        self.meta: list[dict | None] = []
+        self.meta: dict[int, dict] = {}          # row -> metadata, for the rows that have some
         self._id_list: list[UserId] | None = None  # the ids of rows 0..n-1; None while every id is an int
         self.row_of = KeyMap()
         self.version = 0                         # bumped by every change of the records
 
     @classmethod
     def from_records(cls, dim: int, levels: tuple[int, ...], ids: list[UserId], metadata: list[dict],
-                     vectors: np.ndarray, storage: VectorStorage | None = None) -> "RowStore":
-        """A store holding saved records (``vectors`` already normalised, possibly a read-only
-        mapping that ``storage`` replaces at the first write), all live."""
-        store = cls(dim, levels, storage)
+                     vectors: np.ndarray, storage: VectorStorage | None = None,
+                     codec: RowCodec | None = None) -> "RowStore":
+        """A store holding saved records (``vectors`` already normalised and encoded as
+        ``codec`` stores them, possibly a read-only mapping that ``storage`` replaces at the
+        first write), all live."""
+        store = cls(dim, levels, storage, codec)
         n = len(ids)
-        store.vectors, store.norms = vectors, level_norms(vectors, store.levels)
+        store.vectors, store.n = vectors, n
+        store.norms = level_norms(store.matrix, store.norm_levels)
         store.keys = np.fromiter((key_for(i) for i in ids), np.int64, count=n)
         store.live = np.ones(n, bool)
-        store.n = n
-        store._set_records(ids, [m or None for m in metadata])
+        store._set_records(ids, metadata)
         return store
 
     def _set_records(self, ids: list[UserId], meta: list[dict | None]) -> None:
@@ -62,7 +70,7 @@ class RowStore:
 
         Int ids are not kept as Python objects (an int id is its own key): at a million
         records the list of ints and the parsing garbage around it cost more than the arrays."""
-        self.meta = meta
+        self.meta = {r: m for r, m in enumerate(meta) if m}
         self.has_meta = np.fromiter((bool(m) for m in meta), bool, count=len(meta))
         self._id_list = None if all(isinstance(i, int) for i in ids) else ids
         self.row_of = KeyMap.of_rows(self.keys[:self.n])
@@ -88,6 +96,27 @@ class RowStore:
         """The ids of rows 0..n-1, dead ones included (a new list when ids are ints)."""
         return self.keys[:self.n].tolist() if self._id_list is None else self._id_list
 
+    # --- the vectors ----------------------------------------------------------------------
+    @property
+    def matrix(self) -> np.ndarray | DecodedRows:
+        """Rows 0..n-1 as float32 for the search kernels (a decoding view of coded rows)."""
+        stored = self.vectors[: self.n]
+        return stored if stored.dtype == np.float32 else DecodedRows(stored, self.codec)
+
+    @property
+    def encoded(self) -> bool:
+        """Whether the rows are held as the codec's codes (an 8-bit codec trains first)."""
+        return self.vectors.dtype == self.codec.dtype
+
+    def _encode_all(self, incoming: np.ndarray) -> None:
+        """Train the codec on the stored rows and ``incoming`` ones, then hold every stored row
+        as codes (the one time rows change form: when an 8-bit index reaches its training size)."""
+        stored = np.asarray(self.vectors[: self.n], np.float32)
+        self.codec.train(np.concatenate([stored, incoming]))
+        coded = self.codec.encode(stored)
+        self.vectors = self.storage.grow(coded, self.n, max(len(self.vectors), 1))
+        self.norms[: self.n] = level_norms(self.codec.decode(coded), self.norm_levels)
+
     # --- size -----------------------------------------------------------------------------
     def __len__(self) -> int:
         """Live records."""
@@ -101,11 +130,13 @@ class RowStore:
         return self.row_of.get(int(key))
 
     # --- writes ---------------------------------------------------------------------------
-    def _reserve(self, extra: int) -> None:
+    def _reserve(self, extra: int, incoming: np.ndarray) -> None:
         """Room for ``extra`` more rows. The vectors' capacity is the storage's own (a mapped
         file keeps its length through a compaction), the small arrays' is theirs: each grows
         when it is short, by doubling."""
         need = self.n + extra
+        if not self.encoded and self.codec.ready_for(need):
+            self._encode_all(incoming)
         # the vectors first: the only allocation that can fail for want of disk space
         if need <= len(self.vectors):
             self.vectors = self.storage.writable(self.vectors, self.n)
@@ -125,9 +156,13 @@ class RowStore:
     def stage(self, keys: np.ndarray, vectors: np.ndarray, metadata: list[dict]) -> slice:
         """Write rows after the last one (not yet the records of their keys); their slice."""
         old_n = self.n
-        self._reserve(len(keys))
+        self._reserve(len(keys), vectors)
         rows = slice(old_n, old_n + len(keys))
-        self.vectors[rows], self.norms[rows] = vectors, level_norms(vectors, self.levels)
+        if self.encoded:
+            coded = self.codec.encode(vectors)
+            self.vectors[rows], self.norms[rows] = coded, level_norms(self.codec.decode(coded), self.norm_levels)
+        else:
+            self.vectors[rows], self.norms[rows] = vectors, level_norms(vectors, self.norm_levels)
         self.keys[rows], self.live[rows] = keys, True
         self.has_meta[rows] = [bool(m) for m in metadata]
         self.n = rows.stop
@@ -147,7 +182,7 @@ class RowStore:
             self._id_list = self.keys[:rows.start].tolist()
         if self._id_list is not None:
             self._id_list.extend(ids)
-        self.meta.extend(m or None for m in metadata)
+        self.meta.update((r, m) for r, m in zip(range(rows.start, rows.stop), metadata) if m)
         self.version += 1
 
     def tombstone(self, keys: Iterable[int]) -> None:
@@ -159,7 +194,7 @@ class RowStore:
     def compact(self) -> None:
         """Rewrite the arrays without tombstoned rows (row numbers change)."""
         keep = np.flatnonzero(self.live[: self.n])
-        ids, meta = self.ids_of(keep), [self.meta[r] for r in keep]  # read before the rows move
+        ids, meta = self.ids_of(keep), [self.meta.get(r) for r in keep.tolist()]  # read before the rows move
         self.vectors, self.norms = self.storage.compacted(self.vectors, keep), self.norms[keep].copy()
         self.keys, self.live = self.keys[keep].copy(), np.ones(len(keep), bool)
         self.n = len(keep)
@@ -170,10 +205,15 @@ class RowStore:
         row = self.row_of.get(int(key))
         if row is None:
             return None
-        return Record(self.id_of(row), self.vectors[row].copy(), dict(self.meta[row] or {}))
+        vector = np.array(self.codec.decode(self.vectors[row:row + 1])[0], np.float32)
+        return Record(self.id_of(row), vector, dict(self.meta.get(row) or {}))
+
+    def metadata_list(self) -> list[dict | None]:
+        """The metadata of rows 0..n-1 in order (None where a row has none)."""
+        return [self.meta.get(r) for r in range(self.n)]
 
     def metadata_of(self, row: int) -> dict:
-        return self.meta[row] or {}
+        return self.meta.get(row) or {}
 
     def hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         """Hits for result rows (-1 = none).

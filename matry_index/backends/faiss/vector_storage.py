@@ -51,7 +51,7 @@ class MemoryStorage:
     kind = "memory"
 
     def grow(self, vectors: np.ndarray, n: int, capacity: int) -> np.ndarray:
-        out = np.empty((capacity, vectors.shape[1]), np.float32)
+        out = np.empty((capacity, vectors.shape[1]), vectors.dtype)
         out[:n] = vectors[:n]
         return out
 
@@ -74,28 +74,29 @@ class MappedStorage:
         self._file: BinaryIO | None = None   # the scratch file behind ``self._array``
         self._array: np.ndarray | None = None  # the last array this storage handed out
 
-    def _map(self, fh: BinaryIO, capacity: int, dim: int) -> np.ndarray:
+    def _map(self, fh: BinaryIO, capacity: int, dim: int, dtype: np.dtype) -> np.ndarray:
         """Map ``capacity`` rows of ``fh`` after reserving their disk blocks."""
         capacity = max(capacity, 1)
+        size = capacity * dim * np.dtype(dtype).itemsize
         try:
-            os.posix_fallocate(fh.fileno(), 0, capacity * dim * 4)
+            os.posix_fallocate(fh.fileno(), 0, size)
         except OSError as exc:
             kind = NoSpace if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StorageError
-            raise kind(f"cannot reserve {capacity * dim * 4 / 2**20:.0f} MiB for the vectors "
+            raise kind(f"cannot reserve {size / 2**20:.0f} MiB for the vectors "
                        f"in {self.scratch_dir}: {exc.strerror}; nothing was written") from None
-        self._array = np.memmap(fh, np.float32, "r+", shape=(capacity, dim))
+        self._array = np.memmap(fh, dtype, "r+", shape=(capacity, dim))
         return self._array
 
     def grow(self, vectors: np.ndarray, n: int, capacity: int) -> np.ndarray:
-        dim = vectors.shape[1]
+        dim, dtype = vectors.shape[1], vectors.dtype
         if self._file is not None and vectors is self._array:
-            return self._map(self._file, capacity, dim)  # our scratch file: extend it where it is
+            return self._map(self._file, capacity, dim, dtype)  # our scratch file: extend it where it is
         try:
             fh = tempfile.TemporaryFile(dir=self.scratch_dir)
         except OSError as exc:
             raise storage_error(exc, f"create the vector file in {self.scratch_dir}") from None
         try:
-            out = self._map(fh, capacity, dim)
+            out = self._map(fh, capacity, dim, dtype)
         except BaseException:
             fh.close()
             raise
@@ -103,6 +104,15 @@ class MappedStorage:
             out[s:min(n, s + STREAM_ROWS)] = vectors[s:min(n, s + STREAM_ROWS)]
         self._file = fh
         return out
+
+    def file_bytes(self, vectors: np.memmap) -> int:
+        """Blocks on disk of the file behind ``vectors`` (our scratch file, or a saved file)."""
+        try:
+            if vectors is self._array and self._file is not None:
+                return os.fstat(self._file.fileno()).st_blocks * 512
+            return os.stat(vectors.filename).st_blocks * 512
+        except (OSError, TypeError, AttributeError):
+            return int(vectors.nbytes)
 
     def writable(self, vectors: np.ndarray, n: int) -> np.ndarray:
         if vectors is self._array:

@@ -123,7 +123,7 @@ def verify_local_storage(path: str | Path) -> None:
 #: the options a save records and a load reads back (the store id aside)
 SAVED_OPTIONS = ("collection", "url", "path", "location", "timeout", "retries", "shard_number",
                  "replication_factor", "write_consistency_factor", "on_disk", "quantization", "payload_indexes",
-                 "hnsw_m", "ef_construct", "batch_size", "prefer_grpc")
+                 "hnsw_m", "ef_construct", "batch_size", "prefer_grpc", "codes")
 
 
 def _optional_count(value: Any, name: str, high: int) -> int | None:
@@ -170,7 +170,8 @@ class QdrantBackend(QdrantStore):
     ``client``. Collection: ``collection`` name; ``shard_number`` / ``replication_factor`` /
     ``write_consistency_factor`` for clusters; ``quantization`` (``"int8"``, ``"binary"`` or
     None) keeps codes of the coarse level in RAM and ``on_disk`` the vectors the search reads
-    only for candidates on disk (:class:`qdrant_common.Layout`); ``payload_indexes``
+    only for candidates on disk, ``codes`` ("float16" or "int8") holds every vector coarser
+    (:class:`qdrant_common.Layout`); ``payload_indexes``
     (``{"lang": "keyword", "year": "float"}``) indexes fields filters use; ``hnsw_m`` /
     ``ef_construct`` shape the coarse graph. ``must_exist``: open an existing collection only
     (what a load does), never create an empty one in its place.
@@ -189,7 +190,8 @@ class QdrantBackend(QdrantStore):
                  path: str | None = None, location: str | None = None, timeout: float = 30.0,
                  retries: int = 3, shard_number: int | None = None, replication_factor: int | None = None,
                  write_consistency_factor: int | None = None, on_disk: bool = True,
-                 quantization: str | None = "int8", payload_indexes: dict[str, str] | None = None,
+                 quantization: str | None = "int8", codes: str = "float32",
+                 payload_indexes: dict[str, str] | None = None,
                  hnsw_m: int = HNSW_M, ef_construct: int = EF_CONSTRUCT,
                  batch_size: int = 256, prefer_grpc: bool = False, client: QdrantClient | None = None,
                  async_client: AsyncQdrantClient | None = None, must_exist: bool = False):
@@ -199,12 +201,12 @@ class QdrantBackend(QdrantStore):
             url, location = str(location), None
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
         self.names = vector_names(self.levels)
-        self.layout = Layout(quantization, on_disk)
+        self.layout = Layout(quantization, on_disk, codes)
         self.options = _checked_options(
             collection=collection, url=url, path=str(path) if path else None, location=location, timeout=timeout,
             retries=retries, shard_number=shard_number, replication_factor=replication_factor,
             write_consistency_factor=write_consistency_factor, on_disk=on_disk, quantization=quantization,
-            payload_indexes=check_payload_indexes(payload_indexes), hnsw_m=hnsw_m, ef_construct=ef_construct,
+            codes=codes, payload_indexes=check_payload_indexes(payload_indexes), hnsw_m=hnsw_m, ef_construct=ef_construct,
             batch_size=batch_size, prefer_grpc=prefer_grpc)
         self.collection, self.batch_size, self.retries = collection, self.options["batch_size"], self.options["retries"]
         self.where = f"Qdrant collection {collection!r} at {url or path or ':memory:'}"
@@ -312,7 +314,8 @@ class QdrantBackend(QdrantStore):
         vectors = {name: models.VectorParams(size=m, distance=models.Distance.DOT,
                                              hnsw_config=None if graph else models.HnswConfigDiff(m=0),
                                              on_disk=on_disk,
-                                             quantization_config=codes[self.layout.quantization]() if quantised else None)
+                                             quantization_config=codes[quantised]() if quantised else None,
+                                             datatype=models.Datatype(self.layout.datatype))
                    for name, m, graph, quantised, on_disk in self.layout.plan(self.levels)}
         self._call(self.client.create_collection, self.collection, vectors_config=vectors,
                    hnsw_config=models.HnswConfigDiff(m=o["hnsw_m"], ef_construct=o["ef_construct"]),

@@ -88,15 +88,16 @@ JOURNAL_FILE = "matry_index.journal"
 EDGE_HEADROOM = 96 << 20  # new WAL segments and vector/payload chunks, 32 MiB each
 #: the options a save records and a load reads back (the store id aside)
 SAVED_OPTIONS = ("path", "hnsw_m", "ef_construct", "full_scan_threshold", "quantization", "on_disk",
-                 "payload_indexes", "batch_size")
+                 "payload_indexes", "batch_size", "codes")
+DATATYPES = {"float32": qe.VectorStorageDatatype.Float32, "float16": qe.VectorStorageDatatype.Float16}
 
 
 class QdrantEdgeBackend(QdrantStore):
     """An Edge shard at ``path`` behind the backend protocol (created if absent, unless
     ``must_exist``, which a load passes so that a moved shard is an error, not a new one).
 
-    ``quantization`` / ``on_disk``: the layout (:class:`qdrant_common.Layout`), fixed when the
-    shard is created; ``payload_indexes`` (``{"lang": "keyword", "year": "float"}``): fields
+    ``quantization`` / ``on_disk`` / ``codes``: the layout (:class:`qdrant_common.Layout`), fixed
+    when the shard is created; ``payload_indexes`` (``{"lang": "keyword", "year": "float"}``): fields
     filters use, indexed; ``hnsw_m`` / ``ef_construct`` / ``full_scan_threshold``: the coarse
     graph; ``batch_size``: points per write call."""
 
@@ -107,10 +108,10 @@ class QdrantEdgeBackend(QdrantStore):
     def __init__(self, dim: int, levels: tuple[int, ...], *, path: str | Path,
                  adaptor_hash: str | None = None, hnsw_m: int = HNSW_M,
                  ef_construct: int = EF_CONSTRUCT, full_scan_threshold: int = 10_000,
-                 quantization: str | None = "int8", on_disk: bool = True,
+                 quantization: str | None = "int8", on_disk: bool = True, codes: str = "float32",
                  payload_indexes: dict[str, str] | None = None, batch_size: int = 512, must_exist: bool = False):
         self.dim, self.levels, self.adaptor_hash = int(dim), tuple(levels), adaptor_hash
-        self.layout = Layout(quantization, on_disk)
+        self.layout = Layout(quantization, on_disk, codes)
         self.names = vector_names(self.levels)
         if not isinstance(path, (str, Path)) or not str(path):
             raise InvalidInput(f"path must be a directory name; got {path!r}")
@@ -118,7 +119,7 @@ class QdrantEdgeBackend(QdrantStore):
         self.options = {"path": str(self.path), "hnsw_m": check_int(hnsw_m, "hnsw_m", 2, 256),
                         "ef_construct": check_int(ef_construct, "ef_construct", 4, 1 << 14),
                         "full_scan_threshold": check_int(full_scan_threshold, "full_scan_threshold", 0, 1 << 40),
-                        "quantization": quantization, "on_disk": on_disk,
+                        "quantization": quantization, "on_disk": on_disk, "codes": codes,
                         "payload_indexes": check_payload_indexes(payload_indexes),
                         "batch_size": check_int(batch_size, "batch_size", 1, 1 << 16)}
         self.batch_size = self.options["batch_size"]
@@ -174,7 +175,8 @@ class QdrantEdgeBackend(QdrantStore):
                  "binary": lambda: qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)}
         vectors = {name: qe.EdgeVectorParams(size=m, distance=qe.Distance.Dot,
                                              hnsw_config=None if graph else no_graph,
-                                             quantization_config=codes[self.layout.quantization]() if quantised else None,
+                                             quantization_config=codes[quantised]() if quantised else None,
+                                             datatype=DATATYPES[self.layout.datatype],
                                              memory=qe.Memory.Cold if on_disk else qe.Memory.Cached)
                    for name, m, graph, quantised, on_disk in self.layout.plan(self.levels)}
         return qe.EdgeConfig(vectors=vectors, hnsw_config=qe.HnswIndexConfig(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...kernels import unit_prefix
-from ...codes import COARSE_CODES, CoarseCode
+from ...codes import COARSE_CODES, ROW_CODES as CODES, CoarseCode
 from ...errors import AdaptorMismatchError, Corrupt, InvalidInput
 from ...ids import UserId
 
@@ -50,28 +50,49 @@ class Layout:
 
     quantization: str | None = "int8"
     on_disk: bool = True
+    codes: str = "float32"
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS:
             raise InvalidInput(f"quantization must be one of {QUANTIZATIONS}; got {self.quantization!r}")
         if not isinstance(self.on_disk, bool):
             raise InvalidInput(f"on_disk must be True or False; got {self.on_disk!r}")
+        if self.codes not in CODES:
+            raise InvalidInput(f"codes must be one of {CODES}; got {self.codes!r}")
+
+    @property
+    def datatype(self) -> str:
+        """How Qdrant stores every vector: "float16" halves the originals; "float32" otherwise
+        (with ``codes="int8"`` the originals stay float32 on disk, and RAM holds 8-bit codes)."""
+        return "float16" if self.codes == "float16" else "float32"
 
     @property
     def code(self) -> CoarseCode:
         """The coarse stage this layout gives the collection."""
         return COARSE_CODES[CODE_OF_QUANTIZATION[self.quantization]]
 
-    def plan(self, levels: tuple[int, ...]) -> list[tuple[str, int, bool, bool, bool]]:
-        """(name, size, has graph, quantised, originals on disk) for each named vector."""
+    def plan(self, levels: tuple[int, ...]) -> list[tuple[str, int, bool, str | None, bool]]:
+        """(name, size, has graph, its codes in RAM — "int8", "binary" or None —, originals on
+        disk) for each named vector. ``codes="int8"`` gives every vector 8-bit codes in RAM
+        (Qdrant's scalar quantization; the coarse one keeps ``quantization`` if that is set)."""
         out = []
         for i, (name, size) in enumerate(zip(vector_names(levels), levels)):
             coarse = i == 0
-            quantised = coarse and self.quantization is not None
+            quantised = (self.quantization if coarse else None) or ("int8" if self.codes == "int8" else None)
             # the coarse originals are what an unquantised graph walk reads: they stay in RAM
-            on_disk = self.on_disk and (quantised or not coarse)
+            on_disk = self.on_disk and (quantised is not None or not coarse)
             out.append((name, size, coarse, quantised, on_disk))
         return out
+
+
+    def ram_bytes_per_vector(self, levels: tuple[int, ...], hnsw_m: int) -> dict[str, float]:
+        """What this layout keeps resident per vector, by part: the codes it pins in RAM, the
+        vectors it caches in RAM, and the coarse graph's level-0 links (2·m of 4 bytes)."""
+        codes = vectors = 0.0
+        for _name, size, _graph, quantised, on_disk in self.plan(levels):
+            codes += {"int8": size, "binary": -(-size // 8)}.get(quantised or "", 0)
+            vectors += 0 if on_disk else size * (2 if self.datatype == "float16" else 4)
+        return {"codes": codes, "vectors": vectors, "graph": 2 * hnsw_m * 4}
 
 
 #: payload index kinds for filtered search: strings ("keyword") and numbers ("float", which

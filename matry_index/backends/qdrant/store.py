@@ -237,6 +237,17 @@ class QdrantStore(BackendBase):
                 if offset is None or not payloads:
                     return out
 
+    def stats_parts(self) -> tuple[dict[str, int], dict[str, int], str]:
+        """RAM estimated from the layout (Qdrant reports no memory use of its own); disk, the
+        blocks its files occupy where it keeps them here (none for a collection in memory or
+        on a server)."""
+        n = len(self)
+        per_vector = self.layout.ram_bytes_per_vector(self.levels, self.options["hnsw_m"])
+        ram = {part: int(round(b * n)) for part, b in per_vector.items()}
+        _, disk, _ = super().stats_parts()
+        return ram, disk, ("RAM estimated from the layout (pinned codes, cached vectors, the coarse graph's "
+                           "links); Qdrant reports no memory use")
+
     def coarse_cost(self) -> CoarseCost:
         """Qdrant walks an HNSW graph on the coarse level (brute force below its full-scan
         threshold, which the cost order does not need to model); each candidate a later stage
