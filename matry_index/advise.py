@@ -29,6 +29,8 @@ import numpy as np
 from ._validation import unit_vectors
 from .errors import InvalidInput
 from .backends.faiss import default_nlist
+from .backends.faiss.coarse import CODED_AUTO_CODE
+from .codes import COARSE_CODES
 from .evaluation.funnel_need import full_dimension_top_k, funnel_need
 from .funnel import CoarseCost, FunnelPlan, plan_cost
 
@@ -38,9 +40,13 @@ RECOMMENDED_CODE = "ivf-int8"
 #: vectors an IVF-SQ8 coarse stage scans per candidate it must return at recall 0.99, as tuned
 #: on the 1M benchmark (128-d prefix: 100 candidates from 12 of 4,000 lists of ~250 vectors)
 SCANNED_PER_CANDIDATE = 30
-#: bytes per record besides the vectors and the coarse codes: an int64 key, two flags, the
-#: key map's two int64 columns, one metadata slot (a pointer) — string ids add their own size
-ROW_BYTES = 8 + 2 + 16 + 8
+#: bytes per record besides the vectors and the coarse codes: an int64 key, two flags and the
+#: key map's int64 key and int32 row (string ids and metadata add their own size)
+ROW_BYTES = 8 + 2 + 12
+#: the share of the full dimension's quality (nDCG@10 with labels, else agreement@k) a level must
+#: keep for advise to recommend a compact index at it (the bar benchmarks/results/compact.md holds
+#: the unsupervised adaptor to)
+COMPACT_KEEP = 0.97
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class Advice:
     target: float
     k: int
     reports: list[LevelReport]
+    full_ndcg: float | None = None  # nDCG@10 of the full vectors, where labels were given
     pca_components: np.ndarray | None = field(default=None, repr=False)
     recommended: dict[str, Any] = field(default_factory=dict)
 
@@ -104,7 +111,7 @@ def memory_per_vector(dim: int, levels: tuple[int, ...], n: int, vector_storage:
     file-backed pages with "mmap"), the coarse codes, their list ids and the lists' float
     centroids, one float per level, and the row bookkeeping."""
     coarse = levels[0] + 8 + 4 * levels[0] * default_nlist(n) / max(n, 1)
-    rows = 4 * len(levels) + ROW_BYTES
+    rows = 4 * (len(levels) - 1) + ROW_BYTES  # one norm per prefix level
     vectors = 4 * dim
     anonymous = coarse + rows + (vectors if vector_storage == "memory" else 0)
     return {"anonymous": float(anonymous), "file_backed_at_most": float(vectors if vector_storage == "mmap" else 0),
@@ -169,9 +176,49 @@ def advise(embeddings: np.ndarray, queries: np.ndarray | None = None, *,
             in_sample = need[m]["needed"][float(target)]
             reports.append(LevelReport(method, m, need[m]["recall_at"][k], in_sample,
                                        int(min(n, math.ceil(in_sample * scale))), ndcg.get(method, {}).get(m)))
-    advice = Advice(n, dim, len(docs), len(q), source, target, k, reports, pca_components=pca.components)
+    full_ndcg = ndcg.get("truncation", {}).get(dim)
+    advice = Advice(n, dim, len(docs), len(q), source, target, k, reports, full_ndcg, pca_components=pca.components)
     advice.recommended = _recommend(advice)
+    advice.recommended["compact"] = _recommend_compact(advice)
     return advice
+
+
+def compact_memory_per_vector(level: int, n: int) -> float:
+    """Resident bytes per record of a compact FAISS index of levels (``level``/2, ``level``)
+    storing the ``level``-d prefix as 8-bit codes, with a 4-bit IVF coarse stage on the
+    half-length prefix (int ids, no metadata): the codes, the coarse codes with their list ids
+    and centroids, the rows (no norms: both prefixes are normalised where they are scored)."""
+    half = max(1, level // 2)
+    coarse = COARSE_CODES[CODED_AUTO_CODE].bytes_per_vector(half) + 8 + 4 * half * default_nlist(n) / max(n, 1)
+    return float(level + coarse + ROW_BYTES)
+
+
+def _recommend_compact(advice: Advice, keep: float = COMPACT_KEEP) -> dict[str, Any]:
+    """The shortest prefix of the best method (the adaptor where there is one) that keeps
+    ``keep`` of the full vectors' quality — nDCG@10 where labels were given, agreement@k
+    otherwise — as a compact index, or why there is none."""
+    method = "adaptor" if any(r.method == "adaptor" for r in advice.reports) else "pca"
+    rows = sorted((r for r in advice.reports if r.method == method), key=lambda r: r.level)
+    labelled = advice.full_ndcg is not None and all(r.ndcg is not None for r in rows)
+    basis = "nDCG@10" if labelled else f"agreement@{advice.k}"
+
+    def kept(r: LevelReport) -> float:
+        return r.ndcg / advice.full_ndcg if labelled else r.agreement
+    chosen = next((r for r in rows if kept(r) >= keep), None)
+    if chosen is None:
+        best = max(rows, key=kept)
+        return {"method": method, "basis": basis, "keep": keep,
+                "note": f"no {method} prefix keeps {keep:.0%} of the full vectors' {basis} (best: {kept(best):.1%} "
+                        f"at {best.level}-d): a compact index would lose quality here; use the funnel"
+                        + ("" if labelled else ", or measure nDCG@10 with --data BEIR_DIR (agreement is stricter)")}
+    level = chosen.level
+    levels = ",".join(map(str, sorted({max(1, level // 2), level})))
+    adaptor_arg = {"adaptor": " --adaptor ADAPTOR", "pca": " --adaptor PCA_ROTATION"}[method]
+    return {"method": method, "level": level, "levels": [max(1, level // 2), level], "codes": "int8",
+            "basis": basis, "kept": kept(chosen), "keep": keep,
+            "memory_per_vector": compact_memory_per_vector(level, advice.n),
+            "command": f"matry-index build --embeddings X.npy --ids X.ids{adaptor_arg} --compact --levels {levels} "
+                       f"--codes int8 --out INDEX"}
 
 
 def _recommend(advice: Advice) -> dict[str, Any]:
@@ -208,4 +255,4 @@ def _recommend(advice: Advice) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Advice", "LevelReport", "advise", "coarse_cost", "memory_per_vector"]
+__all__ = ["Advice", "LevelReport", "advise", "coarse_cost", "compact_memory_per_vector", "memory_per_vector"]

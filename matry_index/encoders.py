@@ -8,13 +8,18 @@ silently gets different weights than they named.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ._validation import as_matrix, normalize_rows
-from .errors import InvalidInput
+from .errors import InvalidInput, Unavailable
+
+#: seconds to wait for the model hub to answer before saying it cannot be reached (the libraries'
+#: own retries take over a minute to give up)
+HUB_PROBE_SECONDS = 3.0
 
 # hub name -> (importable package, function returning the model directory)
 PACKAGED_MODELS = {
@@ -51,12 +56,37 @@ def load_sentence_transformer(name_or_path: str, *, device: str = "cpu",
             return SentenceTransformer(name_or_path, device=device, local_files_only=True, **kwargs)
         except Exception:  # noqa: BLE001 - not in the cache
             return SentenceTransformer(packaged, device=device, **kwargs)
+    hint = "pass a local path, or set MATRY_INDEX_PACKAGE_MODELS=1 to use an installed model package"
+    try:  # the local hub cache first: no network, no wait
+        return SentenceTransformer(name_or_path, device=device, local_files_only=True, **kwargs)
+    except Exception:  # noqa: BLE001 - not in the cache
+        pass
+    host = _hub_host()
+    if not _reachable(host):
+        raise Unavailable(f"could not load model {name_or_path!r}: it is not in the local cache and the model hub "
+                          f"({host}) cannot be reached; {hint}")
     try:
         return SentenceTransformer(name_or_path, device=device, **kwargs)
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-        raise InvalidInput(
-            f"could not load model {name_or_path!r} ({exc}); pass a local path, or set "
-            "MATRY_INDEX_PACKAGE_MODELS=1 to use an installed model package") from exc
+        raise InvalidInput(f"could not load model {name_or_path!r} ({exc}); {hint}") from exc
+
+
+def _hub_host() -> str:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return endpoint.split("://", 1)[-1].split("/", 1)[0]
+
+
+def _reachable(host: str, timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether ``host`` accepts a connection within ``timeout`` seconds (false where the
+    environment says the hub is off: ``HF_HUB_OFFLINE``)."""
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return False
+    name, _, port = host.partition(":")
+    try:
+        with socket.create_connection((name, int(port or 443)), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class Encoder:

@@ -110,7 +110,8 @@ def rescore_prefix(vectors: np.ndarray, level_norms: np.ndarray, q_prefix: np.nd
 def narrow(vectors: np.ndarray, norms: np.ndarray, levels: tuple[int, ...], queries: np.ndarray,
            rows: np.ndarray, stages: Sequence[tuple[int, int]]) -> np.ndarray:
     """The middle stages for a batch: at each (level, kept) stage, rescore the prefix of
-    that level and keep each query's best ``kept`` rows.
+    that level and keep each query's best ``kept`` rows (``norms[:, i]`` is the rows' norm at
+    ``levels[i]``).
 
     Returns each query's survivors with its -1 padding moved to the end of the row, where
     :func:`top_k_of_rows` expects it.

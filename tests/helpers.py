@@ -1,6 +1,7 @@
 """Helpers shared by the test modules: one factory of empty indexes per backend kind."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from matry_index import MatryoshkaIndex
@@ -102,3 +103,30 @@ def fail_on_call(real, n, error):
             raise error
         return real(*args, **kwargs)
     return wrapped
+
+
+def check_report(folder, tables: int, images: int) -> None:
+    """report.md and report.html exist; the page parses, holds the tables and its images are
+    real, non-empty PNGs (inlined); the Markdown names the same plots, which exist."""
+    import base64
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.images = 0, []
+
+        def handle_starttag(self, tag, attrs):
+            self.tables += tag == "table"
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+    page = Page()
+    page.feed((folder / "report.html").read_text(encoding="utf-8"))
+    page.close()
+    assert page.tables >= tables and len(page.images) == images
+    for src in page.images:
+        kind, data = src.split(",", 1)
+        assert kind == "data:image/png;base64" and base64.b64decode(data).startswith(b"\x89PNG")
+    md = (folder / "report.md").read_text(encoding="utf-8")
+    for name in re.findall(r"!\[[^]]*\]\(([^)]+)\)", md):
+        assert (folder / name).stat().st_size > 0

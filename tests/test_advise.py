@@ -11,6 +11,7 @@ from matry_index.cli import main
 from matry_index.tuning import recall_at_k
 
 from .conftest import SHARED, _require
+from .helpers import check_report
 
 
 def _experiment(name):
@@ -80,14 +81,40 @@ def test_the_users_real_mess_is_handled(scifact_vectors):
 def test_cli_advise_writes_json_and_the_commands_to_build(tmp_path, scifact_vectors, capsys):
     _, docs, queries = scifact_vectors
     np.save(tmp_path / "docs.npy", docs[:3000])
+    (tmp_path / "docs.ids").write_text("\n".join(f"d{i}" for i in range(3000)) + "\n")
     np.save(tmp_path / "q.npy", queries[:100])
     args = ["advise", "--embeddings", str(tmp_path / "docs.npy"), "--queries", str(tmp_path / "q.npy"),
-            "--save-pca", str(tmp_path / "pca"), "--json", str(tmp_path / "advice.json")]
+            "--save-pca", str(tmp_path / "pca"), "--json", str(tmp_path / "advice.json"), "--out", str(tmp_path / "out")]
     assert main(args) == 0
     out = capsys.readouterr().out
     advice = json.loads((tmp_path / "advice.json").read_text())
     assert advice["n"] == 3000 and advice["queries"] == 100 and advice["recommended"]["levels"]
     assert f"--embeddings {tmp_path / 'docs.npy'}" in out and "recommended:" in out
+    assert f"--ids {tmp_path / 'docs.ids'}" in out and "X.ids" not in out  # the ids file beside the embeddings
+    assert "compact:" in out and "compact" in advice["recommended"]
+    check_report(tmp_path / "out", tables=2, images=0)
+    assert "Build it" in (tmp_path / "out" / "report.md").read_text()
     assert MatryoshkaAdaptor.load(tmp_path / "pca").dim == 384
-    assert main(["advise", "--embeddings", str(tmp_path / "missing.npy")]) == 2
+    assert main(["advise", "--embeddings", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "o2")]) == 2
     assert main(["advise"]) == 2
+
+
+def test_advise_recommends_a_compact_index_where_a_prefix_keeps_the_quality(scifact_vectors):
+    """With nDCG@10 per level (a BEIR folder's labels), the shortest adaptor prefix that keeps
+    97 % of the full vectors' nDCG@10 is recommended as a compact index; where none does, it
+    says so."""
+    _, docs, queries = scifact_vectors
+    rotation = np.linalg.qr(np.random.default_rng(0).standard_normal((384, 384)))[0]
+    adaptor = MatryoshkaAdaptor(384, (64, 128, 384), rotation=rotation)
+    ndcg = {"truncation": {384: 0.65}, "adaptor": {32: 0.50, 64: 0.60, 128: 0.64, 256: 0.65}}
+    advice = advise(docs, queries, adaptor=adaptor, sample=3000, n_queries=100, ndcg=ndcg)
+    compact = advice.recommended["compact"]
+    assert compact["method"] == "adaptor" and compact["level"] == 128 and compact["basis"] == "nDCG@10"
+    assert "--compact --levels 64,128 --codes int8" in compact["command"]
+    built = MatryoshkaIndex(384, adaptor=adaptor, levels=tuple(compact["levels"]), full=False, codes="int8")
+    built.add(np.arange(len(docs)), docs)
+    held = built.stats().ram_per_vector
+    assert held <= 192 and abs(compact["memory_per_vector"] - held) <= 0.05 * held, (compact, held)
+    weak = advise(docs, queries, adaptor=adaptor, sample=3000, n_queries=100,
+                  ndcg={"truncation": {384: 0.65}, "adaptor": {32: 0.3, 64: 0.4, 128: 0.5, 256: 0.55}})
+    assert "level" not in weak.recommended["compact"] and "use the funnel" in weak.recommended["compact"]["note"]

@@ -8,6 +8,8 @@ from matry_index import MatryIndexError, MatryoshkaAdaptor
 from matry_index.bench import bench
 from matry_index.cli import main
 
+from .helpers import check_report
+
 
 @pytest.fixture(scope="module")
 def report(scifact_vectors):
@@ -68,6 +70,7 @@ def test_cli_bench_without_queries_uses_held_out_documents(tmp_path, scifact_vec
     assert "held-out documents" in out and "stages:" in out
     data = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert data["sample"] == 1500 - 80 and (tmp_path / "out" / "bench.png").stat().st_size > 0
+    check_report(tmp_path / "out", tables=3, images=1)
     assert main(["bench", "--embeddings", str(tmp_path / "docs.npy"), "--adaptor", "x", "--fit"]) == 2
 
 

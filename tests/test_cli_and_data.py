@@ -10,6 +10,7 @@ from matry_index.data import load_beir, load_embeddings, save_embeddings
 from matry_index.evaluation import ndcg_at_k, recall_at_k
 
 from .conftest import SCIFACT
+from .helpers import check_report
 
 
 @pytest.mark.shared_data
@@ -117,6 +118,22 @@ def test_cli_build_and_search(tmp_path, small_corpus, capsys):
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert lines[0]["hits"][0]["id"] != ids[0] and lines[1]["hits"][0]["id"] == ids[1]
     assert main(["search", "--index", str(tmp_path / "nope"), "--queries", str(tmp_path / "q.npy")]) == 2
+
+
+def test_cli_build_a_compact_index(tmp_path, small_corpus, capsys):
+    from matry_index import MatryoshkaIndex
+    ids, docs, _ = small_corpus
+    np.save(tmp_path / "docs.npy", docs)
+    (tmp_path / "docs.ids").write_text("\n".join(ids))
+    assert main(["build", "--embeddings", str(tmp_path / "docs.npy"), "--ids", str(tmp_path / "docs.ids"),
+                 "--compact", "--levels", "64,128", "--codes", "int8", "--out", str(tmp_path / "ix")]) == 0
+    out = capsys.readouterr().out
+    assert "compact" in out and "B/vector in RAM" in out
+    index = MatryoshkaIndex.load(tmp_path / "ix")
+    assert not index.full and index.stored_dim == 128 and index.codes == "int8" and len(index) == len(ids)
+    assert index.search(docs[0], k=1)[0].id == ids[0]
+    assert main(["build", "--embeddings", str(tmp_path / "docs.npy"), "--ids", str(tmp_path / "docs.ids"),
+                 "--compact", "--levels", "64,384", "--out", str(tmp_path / "bad")]) == 2
 
 
 def test_cli_build_ivf_and_tune(tmp_path, small_corpus, capsys):
@@ -227,7 +244,8 @@ def test_cli_has_a_version_and_help_shows_defaults(capsys):
 @pytest.mark.slow
 def test_quickstart_runs_end_to_end_and_explains_itself(tmp_path, monkeypatch, capsys):
     """The README's main job with short fits (the pipeline, not the training, is under test):
-    every stage timed, the index's adaptor named, the plan in words, the files written."""
+    every stage timed, the index's adaptor named, the plan in words, a compact index beside it,
+    one report in Markdown and in an HTML page that shows every table and plot."""
     from matry_index import experiment
 
     real = experiment.fit_adaptors
@@ -235,12 +253,15 @@ def test_quickstart_runs_end_to_end_and_explains_itself(tmp_path, monkeypatch, c
     def short_fits(exp, **kwargs):
         return real(exp, **kwargs, max_steps=4, eval_every=2, batch_size=32, neighbours=4)
     monkeypatch.setattr(experiment, "fit_adaptors", short_fits)
-    assert main(["quickstart", "--data", str(SCIFACT), "--out", str(tmp_path / "run"), "--unsupervised-only"]) == 0
+    assert main(["quickstart", "--data", str(SCIFACT), "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "built with the funnel-aware adaptor" in out and "all 384 dimensions rank them" in out
     assert "time per stage: load" in out and "build, tune and search the index" in out
+    assert "compact index (supervised adaptor" in out and "fresh test queries" in out
     summary = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(summary["stage_seconds"]) == {"load", "fit adaptors", "compare with truncation and PCA",
-                                            "build, tune and search the index"}
+                                            "build, tune and search the index", "compact index"}
     assert summary["index_ndcg@10"]["exact"] == pytest.approx(0.6451, abs=5e-4)  # a rotation: the original ranking
+    assert summary["compact"]["stats"]["stored_dim"] == 128 and summary["compact"]["ndcg@10"] > 0.3
     assert (tmp_path / "run" / "ndcg_vs_dim.png").stat().st_size > 0 and (tmp_path / "run" / "index").is_dir()
+    check_report(tmp_path / "run", tables=5, images=1)

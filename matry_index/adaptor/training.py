@@ -297,6 +297,9 @@ def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr
             else:
                 stale += 1
                 if stale >= cfg.patience:
+                    bar.close()
+                    tqdm.write(f"{desc}: stopped early at step {step} of {cfg.max_steps} (no held-out gain in "
+                               f"{cfg.patience} checks); kept step {best_step}, best held-out score {best_score:.4f}")
                     break
     bar.close()
     module.load_state_dict(best_state)
@@ -334,7 +337,8 @@ def run_unsupervised(corpus: np.ndarray, extra: np.ndarray | None, cfg: TrainCon
             with torch.no_grad():
                 return -_validation_loss(module, data, loss_levels, cfg)
 
-        _, history, best_step = _train_loop(module, step_loss, evaluate, cfg, cfg.lr, "adaptor (unsupervised)")
+        label = "funnel-aware adaptor" if cfg.select_by == "candidates" else "unsupervised adaptor"
+        _, history, best_step = _train_loop(module, step_loss, evaluate, cfg, cfg.lr, label)
     adaptor = module.to_numpy(levels, {**settings, "best_step": best_step})
     return TrainResult(adaptor, history, best_step, time.perf_counter() - start)
 
@@ -516,6 +520,6 @@ def run_supervised(corpus: np.ndarray, queries: np.ndarray, relevance: list[tupl
                 return _val_ndcg(module.to_numpy(levels, settings), queries, corpus, rel, val_q, levels)
 
         _, history, best_step = _train_loop(module, objective, evaluate, cfg, cfg.supervised_lr,
-                                            "adaptor (supervised)")
+                                            "supervised adaptor")
     adaptor = module.to_numpy(levels, {**settings, "best_step": best_step})
     return TrainResult(adaptor, history, best_step, time.perf_counter() - start)

@@ -15,6 +15,7 @@ Each group of commands lives in its own module (:mod:`.experiment`, :mod:`.index
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from .. import __version__
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     kind (:data:`matry_index.errors.EXIT_CODES`): 2 bad input (and usage errors), 3 a corrupt
     save, 4 a server out of reach, 5 the filesystem (a full disk included), 6 a store held by
     another process, 7 an extra not installed; 1 is a bug."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["matry-index", *argv])  # what a report says reproduces the run
     try:
         return args.func(args)
     except MissingExtraError as exc:

@@ -45,7 +45,8 @@ def markdown_table(results: Results, metric: str = "ndcg@10", title: str | None 
 
 
 def plot(results: Results, path: str | Path, metric: str = "ndcg@10", title: str = "") -> Path:
-    """PNG of ``metric`` against dimension (log scale), error bars = sd over seeds."""
+    """PNG of ``metric`` against dimension (log scale); error bars (sd over seeds) only where a
+    method has several seeds."""
     require("matplotlib", "plotting results").use("Agg")
     import matplotlib.pyplot as plt
 
@@ -53,8 +54,11 @@ def plot(results: Results, path: str | Path, metric: str = "ndcg@10", title: str
     for method, per_level in results.items():
         levels = sorted(m for m in per_level if per_level[m].get(metric))
         stats = [summarize(per_level[m][metric]) for m in levels]
-        ax.errorbar(levels, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o",
-                    capsize=3, label=method)
+        means = [s[0] for s in stats]
+        if any(len(per_level[m][metric]) > 1 for m in levels):  # bars only where there are seeds
+            ax.errorbar(levels, means, yerr=[s[1] for s in stats], marker="o", capsize=3, label=method)
+        else:
+            ax.plot(levels, means, marker="o", label=method)
     ax.set_xscale("log", base=2)
     all_levels = sorted({m for per_level in results.values() for m in per_level})
     ax.set_xticks(all_levels)

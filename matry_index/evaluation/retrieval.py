@@ -57,10 +57,16 @@ def evaluate_levels(task: RetrievalTask, levels: Sequence[int],
     return average_over_queries(evaluate_levels_per_query(task, levels, transform, ndcg_k, recall_k))
 
 
-def average_over_queries(per_query: Mapping[int, Mapping[str, Mapping[str, float]]]) -> dict[int, dict[str, float]]:
-    """``{level: {metric: {query id: score}}}`` → ``{level: {metric: mean score}}``."""
-    return {m: {metric: float(np.mean(list(scores.values()))) if scores else 0.0
-                for metric, scores in metrics.items()} for m, metrics in per_query.items()}
+def average_over_queries(per_query: Mapping[int, Mapping[str, Mapping[str, float]]],
+                         query_ids: Sequence[str] | None = None) -> dict[int, dict[str, float]]:
+    """``{level: {metric: {query id: score}}}`` → ``{level: {metric: mean score}}``, over every
+    query or over ``query_ids`` only (e.g. SciFact's "fresh" test queries)."""
+    keep = None if query_ids is None else set(query_ids)
+
+    def mean(scores: Mapping[str, float]) -> float:
+        chosen = [v for q, v in scores.items() if keep is None or q in keep]
+        return float(np.mean(chosen)) if chosen else 0.0
+    return {m: {metric: mean(scores) for metric, scores in metrics.items()} for m, metrics in per_query.items()}
 
 
 def evaluate_levels_per_query(task: RetrievalTask, levels: Sequence[int],

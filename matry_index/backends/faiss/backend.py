@@ -118,7 +118,9 @@ class FaissBackend(BackendBase):
         r, m = self.rows, self.levels[0]
         if len(self.levels) == 1:  # the coarse level is the whole stored vector: unit already
             return np.ascontiguousarray(r.matrix[rows])
-        return np.ascontiguousarray(r.matrix[rows, :m] / r.norms[rows, :1])
+        prefix = np.ascontiguousarray(r.matrix[rows, :m], np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", prefix, prefix))[:, None]
+        return prefix / np.where(norms > 0, norms, 1.0)
 
     def _sync_coarse(self, incoming: int = 0) -> None:
         """Bring the coarse index up to date with the stored rows (``incoming``: rows staged by
@@ -247,9 +249,9 @@ class FaissBackend(BackendBase):
         rows = self.coarse.search(np.ascontiguousarray(q[:, :first_level]), first_count, plan, r.n, allowed)
         middle = stages[1:-1]
         if middle and len(q) == 1:
-            rows = kernels.narrow_one(matrix, r.norms, self.levels, q[0], rows[0][rows[0] >= 0], middle)[None, :]
+            rows = kernels.narrow_one(matrix, r.norms, r.norm_levels, q[0], rows[0][rows[0] >= 0], middle)[None, :]
         elif middle:
-            rows = kernels.narrow(matrix, r.norms, self.levels, q, rows, middle)
+            rows = kernels.narrow(matrix, r.norms, r.norm_levels, q, rows, middle)
         return kernels.top_k_of_rows(q, matrix, rows, stages[-1][1])
 
     def search(self, queries: np.ndarray, k: int, plan: FunnelPlan,
@@ -281,16 +283,15 @@ class FaissBackend(BackendBase):
         """Bytes this backend holds for its rows, by part: "vectors" (0 when they are
         memory-mapped: those pages are the kernel's page cache, read for the candidates and
         reclaimable), "coarse" (the ANN index), "rows" (prefix norms, keys, flags, the key map)
-        and "python" (the per-record lists: metadata, and the ids unless they are ints)."""
+        "ids" (string ids, packed; int ids are their keys) and "python" (the metadata dicts)."""
         with self._lock:
             self._sync_coarse()
             r, n = self.rows, self.rows.n
             mapped = isinstance(r.vectors, np.memmap)
-            python = sys.getsizeof(r.meta) + sum(sys.getsizeof(m) for m in r.meta.values())
-            if not r.int_ids:
-                python += sys.getsizeof(r.ids) + sum(sys.getsizeof(i) for i in r.ids)
+            python = sys.getsizeof(r.meta) + sum(sys.getsizeof(m) for m in r.meta.values()) if r.meta else 0
             return {"vectors": 0 if mapped else n * self.dim * r.vectors.dtype.itemsize, "coarse": self.coarse.nbytes(),
-                    "rows": n * (r.norms.shape[1] * 4 + 8 + 2) + r.row_of.nbytes(), "python": python}
+                    "rows": n * (r.norms.shape[1] * 4 + 8 + 2) + r.row_of.nbytes(), "ids": r.ids_nbytes(),
+                    "python": python}
 
     def stats_parts(self) -> tuple[dict[str, int], dict[str, int], str]:
         """RAM from :meth:`memory_bytes`; on disk, the memory-mapped vector file's blocks."""

@@ -1,8 +1,9 @@
-"""Key → row lookup in 16 bytes per record instead of a Python dict's ~110.
+"""Key → row lookup in 12 bytes per record instead of a Python dict's ~110.
 
 A dict of a million int keys to int rows holds two int objects and a hash slot per record:
 about 110 bytes each, more than the coarse index of a memory-tier FAISS backend. :class:`KeyMap`
-keeps the bulk of the map as two sorted int64 arrays (binary search), and the changes since the
+keeps the bulk of the map as a sorted int64 key array (binary search) beside the rows as int32
+(int64 only once an index passes two billion rows), and the changes since the
 last merge in a small dict that is folded into the arrays once it grows past a fraction of them
 (so a stream of small adds costs amortised O(log n) each, a bulk add one sort).
 """
@@ -16,12 +17,20 @@ MERGE_AT = 4096     # changes kept in the dict before they are folded in, at the
 MERGE_FRACTION = 8  # ... or one per this many merged keys
 
 
+def row_numbers(rows: np.ndarray) -> np.ndarray:
+    """``rows`` in the narrowest integer type that holds them: int32 below 2**31, else int64
+    (row numbers are most of a compact index's bookkeeping)."""
+    rows = np.asarray(rows)
+    dtype = np.int32 if not len(rows) or int(rows.max()) < np.iinfo(np.int32).max else np.int64
+    return rows.astype(dtype, copy=False)
+
+
 class KeyMap:
-    """A mapping of int64 keys to int64 rows, with dict-like ``get``/``pop``/``len``."""
+    """A mapping of int64 keys to rows, with dict-like ``get``/``pop``/``len``."""
 
     def __init__(self) -> None:
         self._keys = np.empty(0, np.int64)    # sorted, unique
-        self._rows = np.empty(0, np.int64)    # row of each key in ``_keys``
+        self._rows = np.empty(0, np.int32)    # row of each key in ``_keys`` (see :func:`row_numbers`)
         self._changes: dict[int, int | None] = {}  # newer than the arrays; None = deleted
         self._len = 0
 
@@ -30,7 +39,7 @@ class KeyMap:
         """The map of ``keys[r]`` → ``r`` (keys unique)."""
         out = cls()
         order = np.argsort(keys, kind="stable")
-        out._keys, out._rows = np.ascontiguousarray(keys[order], np.int64), order.astype(np.int64)
+        out._keys, out._rows = np.ascontiguousarray(keys[order], np.int64), row_numbers(order)
         out._len = len(keys)
         return out
 
@@ -78,7 +87,7 @@ class KeyMap:
             new_keys = np.concatenate([self._keys[~present], keys.astype(np.int64)])
             new_rows = np.concatenate([self._rows[~present], rows.astype(np.int64)])
             order = np.argsort(new_keys, kind="stable")
-            self._keys, self._rows, self._len = new_keys[order], new_rows[order], len(new_keys)
+            self._keys, self._rows, self._len = new_keys[order], row_numbers(new_rows[order]), len(new_keys)
             return
         for k, r in zip(keys.tolist(), rows.tolist()):
             if self.get(k) is None:
@@ -109,4 +118,4 @@ class KeyMap:
         keys = np.concatenate([self._keys[keep], np.array([k for k, _ in live], np.int64)])
         rows = np.concatenate([self._rows[keep], np.array([r for _, r in live], np.int64)])
         order = np.argsort(keys, kind="stable")
-        self._keys, self._rows, self._changes = keys[order], rows[order], {}
+        self._keys, self._rows, self._changes = keys[order], row_numbers(rows[order]), {}

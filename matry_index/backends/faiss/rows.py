@@ -23,6 +23,7 @@ from ...kernels import level_norms
 from ..base import Hit, Record
 from .keymap import KeyMap
 from .row_codes import DecodedRows, RowCodec
+from .string_ids import StringIds
 from .vector_storage import MemoryStorage, VectorStorage
 
 
@@ -34,8 +35,10 @@ class RowStore:
     def __init__(self, dim: int, levels: tuple[int, ...], storage: VectorStorage | None = None,
                  codec: RowCodec | None = None):
         self.dim, self.levels = int(dim), tuple(levels)
-        #: the levels whose norms a row keeps: the prefixes (a stored row is unit length as a whole)
-        self.norm_levels = self.levels[:-1]
+        #: the levels whose norms a row keeps: the middle ones, which a search rescores by prefix
+        #: cosine (the coarse prefix's norm is only needed to build the coarse index, and a stored
+        #: row is unit length as a whole)
+        self.norm_levels = self.levels[1:-1]
         self.storage = storage or MemoryStorage()
         self.codec = codec or RowCodec("float32", self.dim)
         self.vectors = np.empty((0, self.dim), np.float32)
@@ -45,7 +48,7 @@ class RowStore:
         self.has_meta = np.empty(0, bool)
         self.n = 0                               # rows in use, dead ones included
         self.meta: dict[int, dict] = {}          # row -> metadata, for the rows that have some
-        self._id_list: list[UserId] | None = None  # the ids of rows 0..n-1; None while every id is an int
+        self._strings: StringIds | None = None  # string ids of rows 0..n-1; None while every id is an int
         self.row_of = KeyMap()
         self.version = 0                         # bumped by every change of the records
 
@@ -68,11 +71,15 @@ class RowStore:
     def _set_records(self, ids: list[UserId], meta: list[dict | None]) -> None:
         """Rebuild everything derived from the rows' keys, ids and metadata (rows 0..n-1 live).
 
-        Int ids are not kept as Python objects (an int id is its own key): at a million
-        records the list of ints and the parsing garbage around it cost more than the arrays."""
+        Ids are not kept as Python objects: an int id is its own key, and string ids are packed
+        (:class:`.string_ids.StringIds`); at a million records a list of them and the parsing
+        garbage around it cost more than the arrays."""
         self.meta = {r: m for r, m in enumerate(meta) if m}
         self.has_meta = np.fromiter((bool(m) for m in meta), bool, count=len(meta))
-        self._id_list = None if all(isinstance(i, int) for i in ids) else ids
+        self._strings = None
+        if not all(isinstance(i, int) for i in ids):
+            self._strings = StringIds()
+            self._strings.extend(ids)
         self.row_of = KeyMap.of_rows(self.keys[:self.n])
         self.version += 1
 
@@ -80,21 +87,25 @@ class RowStore:
     @property
     def int_ids(self) -> bool:
         """Every id is an int, hence its own key: ids are read from the key array."""
-        return self._id_list is None
+        return self._strings is None
 
     def id_of(self, row: int) -> UserId:
-        return int(self.keys[row]) if self._id_list is None else self._id_list[row]
+        key = int(self.keys[row])
+        return key if self._strings is None else self._strings.get(row, key)
 
     def ids_of(self, rows: np.ndarray) -> list[UserId]:
         """The ids of ``rows`` (row numbers below n)."""
-        if self._id_list is None:
-            return self.keys.take(rows).tolist()
-        return [self._id_list[r] for r in np.asarray(rows).tolist()]
+        keys = self.keys.take(rows).tolist()
+        return keys if self._strings is None else self._strings.take(np.asarray(rows).tolist(), keys)
 
     @property
     def ids(self) -> list[UserId]:
-        """The ids of rows 0..n-1, dead ones included (a new list when ids are ints)."""
-        return self.keys[:self.n].tolist() if self._id_list is None else self._id_list
+        """The ids of rows 0..n-1, dead ones included (a new list)."""
+        return self.ids_of(np.arange(self.n))
+
+    def ids_nbytes(self) -> int:
+        """Bytes the packed string ids hold (0 while every id is an int)."""
+        return 0 if self._strings is None else self._strings.nbytes()
 
     # --- the vectors ----------------------------------------------------------------------
     @property
@@ -178,10 +189,10 @@ class RowStore:
         replaced = self.row_of.lookup(keys)
         self.live[replaced[replaced >= 0]] = False
         self.row_of.assign(keys, np.arange(rows.start, rows.stop))
-        if self.int_ids and not all(isinstance(i, int) for i in ids):
-            self._id_list = self.keys[:rows.start].tolist()
-        if self._id_list is not None:
-            self._id_list.extend(ids)
+        if self._strings is None and not all(isinstance(i, int) for i in ids):
+            self._strings = StringIds(int_rows=rows.start)
+        if self._strings is not None:
+            self._strings.extend(ids)
         self.meta.update((r, m) for r, m in zip(range(rows.start, rows.stop), metadata) if m)
         self.version += 1
 
@@ -224,7 +235,8 @@ class RowStore:
         key array (an int id is its own key), metadata only where a record has some.
         """
         row_list = rows.tolist()
-        ids = self.keys.take(rows).tolist() if self._id_list is None else [self._id_list[r] for r in row_list]
+        keys = self.keys.take(rows).tolist()
+        ids = keys if self._strings is None else self._strings.take(row_list, keys)
         meta = self.meta
         return [Hit(i, s, dict(meta[r]) if m else {}) for i, r, s, m in
                 zip(ids, row_list, scores.tolist(), self.has_meta.take(rows).tolist()) if r >= 0]
