@@ -277,33 +277,74 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(md)
 
 
+#: each method family's colour (looked up in this order: "unsupervised" before "supervised")
+PLOT_COLOURS = {"unsupervised adaptor": "tab:orange", "supervised adaptor": "tab:red", "PCA": "tab:blue",
+                "truncation": "tab:gray", "PQ": "tab:green", "OPQ": "tab:olive", "RaBitQ": "tab:purple",
+                "int8": "tab:brown", "binary": "tab:pink"}
+
+
+def plotted(method: str) -> bool:
+    """The lines the plot keeps: the adaptors in every code, PCA and truncation in int8 (their
+    best per byte), every shrunk original; float16 lies between float32 and int8 everywhere."""
+    if method.endswith("float16"):
+        return False
+    if method.startswith(("compact PCA", "compact truncation")):
+        return method.endswith("int8")
+    return True
+
+
+def _colour(method: str) -> str:
+    for family, colour in PLOT_COLOURS.items():
+        if family in method:
+            return colour
+    return "black"
+
+
 def plot(rows: dict, title: str, path: Path) -> Path:
-    """nDCG@10 against bytes per vector (log axis), one line per method; error bars only where
-    there are seeds."""
+    """nDCG@10 against bytes per vector (log axis), one line per method, the original float32
+    as a labelled horizontal line; error bars only where there are seeds."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 6))
     for method, by in sorted(rows.items()):
-        if method.startswith("compact") and method.endswith("float16"):
-            continue  # lies between float32 and int8: left out so the plot stays readable
+        if not plotted(method) or method == "original, float32":
+            continue
         sizes = sorted(by)
         means, sds = [by[b][0] for b in sizes], [by[b][1] for b in sizes]
-        style = "-" if "adaptor" in method else "--" if "original" in method else ":"
-        line = ax.plot(sizes, means, style, marker="o", markersize=3, label=method,
-                       linewidth=2.2 if "supervised" in method else 1.2)[0]
+        ours = "adaptor" in method
+        style = "-" if ours else "--" if method.startswith("original") else ":"
+        if method.endswith("4-bit") or method.endswith("float32"):
+            style = "-." if ours else style
+        ax.plot(sizes, means, style, color=_colour(method), marker="o" if ours else "s", markersize=4,
+                label=method, linewidth=2.4 if ours else 1.3)
         if any(sds):
-            ax.errorbar(sizes, means, yerr=sds, fmt="none", ecolor=line.get_color(), capsize=2)
+            ax.errorbar(sizes, means, yerr=sds, fmt="none", ecolor=_colour(method), capsize=2, linewidth=1)
     reference = rows["original, float32"][1536.0][0]
-    ax.axhline(reference, color="black", linewidth=0.8)
-    ax.annotate(f"original float32 ({reference:.3f})", (8, reference), va="bottom", fontsize=8)
+    ax.axhline(reference, color="black", linewidth=1)
+    ax.annotate(f"original float32, 1536 B ({reference:.3f})", (0.01, reference), xycoords=("axes fraction", "data"),
+                va="bottom", fontsize=9)
+    ax.axvspan(32, 256, color="tab:red", alpha=0.04)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("bytes per stored vector (log scale)")
-    ax.set_ylabel("nDCG@10")
+    ax.set_xlim(12, 2048)
+    low = min(by[b][0] for m, by in rows.items() if plotted(m) for b in by if 32 <= b <= 256)
+    ax.set_ylim(max(0.0, low - 0.05), reference + 0.08)
+    ax.set_xlabel("bytes per stored vector (log scale; shaded: 32–256 B, the range the compact index targets)")
+    ax.set_ylabel("nDCG@10 (test queries)")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=8, ncol=2, loc="lower right")
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def write_report(results: dict, meta: dict, out: Path) -> str:
+    for name, result in results.items():
+        for subset in result["subsets"]:
+            plot(table_rows(result, subset), f"{name}, {subset} test queries: quality per byte",
+                 out / f"compact_{name}_{subset}.png")
+    text = markdown(results, meta)
+    atomic_write_text(out / "compact.md", text)
+    return text
 
 
 def main() -> None:
@@ -311,20 +352,20 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["scifact", "docstrings"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--report-only", action="store_true", help="redraw the report from compact.json")
     args = parser.parse_args()
-    torch.set_num_threads(2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        saved = json.loads((out / "compact.json").read_text())
+        print(write_report(saved["results"], saved["meta"], out))
+        return
+    torch.set_num_threads(2)
     meta = {"model": "all-MiniLM-L6-v2", "machine": platform.platform(),
             "command": "python benchmarks/compact.py " + " ".join(sys.argv[1:])}
     results = {name: run_set(name, args.seeds, out) for name in args.sets}
-    for name, result in results.items():
-        for subset in result["subsets"]:
-            plot(table_rows(result, subset), f"{name}, {subset} test queries: quality per byte",
-                 out / f"compact_{name}_{subset}.png")
     atomic_write_text(out / "compact.json", json.dumps({"meta": meta, "results": results}, default=float))
-    atomic_write_text(out / "compact.md", markdown(results, meta))
-    print(markdown(results, meta))
+    print(write_report(results, meta, out))
 
 
 if __name__ == "__main__":

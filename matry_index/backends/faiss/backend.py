@@ -14,7 +14,6 @@ ANN and score the matching rows exactly; either way the result is the filtered t
 """
 from __future__ import annotations
 
-import sys
 import threading
 import warnings
 from pathlib import Path
@@ -283,15 +282,14 @@ class FaissBackend(BackendBase):
         """Bytes this backend holds for its rows, by part: "vectors" (0 when they are
         memory-mapped: those pages are the kernel's page cache, read for the candidates and
         reclaimable), "coarse" (the ANN index), "rows" (prefix norms, keys, flags, the key map)
-        "ids" (string ids, packed; int ids are their keys) and "python" (the metadata dicts)."""
+        "ids" (string ids, packed; int ids are their keys) and "metadata" (packed as JSON)."""
         with self._lock:
             self._sync_coarse()
             r, n = self.rows, self.rows.n
             mapped = isinstance(r.vectors, np.memmap)
-            python = sys.getsizeof(r.meta) + sum(sys.getsizeof(m) for m in r.meta.values()) if r.meta else 0
             return {"vectors": 0 if mapped else n * self.dim * r.vectors.dtype.itemsize, "coarse": self.coarse.nbytes(),
                     "rows": n * (r.norms.shape[1] * 4 + 8 + 2) + r.row_of.nbytes(), "ids": r.ids_nbytes(),
-                    "python": python}
+                    "metadata": r.meta.nbytes()}
 
     def stats_parts(self) -> tuple[dict[str, int], dict[str, int], str]:
         """RAM from :meth:`memory_bytes`; on disk, the memory-mapped vector file's blocks."""

@@ -23,7 +23,7 @@ from ...kernels import level_norms
 from ..base import Hit, Record
 from .keymap import KeyMap
 from .row_codes import DecodedRows, RowCodec
-from .string_ids import StringIds
+from .packed import PackedMetadata, StringIds
 from .vector_storage import MemoryStorage, VectorStorage
 
 
@@ -47,7 +47,7 @@ class RowStore:
         self.live = np.empty(0, bool)
         self.has_meta = np.empty(0, bool)
         self.n = 0                               # rows in use, dead ones included
-        self.meta: dict[int, dict] = {}          # row -> metadata, for the rows that have some
+        self.meta = PackedMetadata()             # metadata of rows 0..n-1, as compact JSON
         self._strings: StringIds | None = None  # string ids of rows 0..n-1; None while every id is an int
         self.row_of = KeyMap()
         self.version = 0                         # bumped by every change of the records
@@ -72,9 +72,9 @@ class RowStore:
         """Rebuild everything derived from the rows' keys, ids and metadata (rows 0..n-1 live).
 
         Ids are not kept as Python objects: an int id is its own key, and string ids are packed
-        (:class:`.string_ids.StringIds`); at a million records a list of them and the parsing
-        garbage around it cost more than the arrays."""
-        self.meta = {r: m for r, m in enumerate(meta) if m}
+        (:class:`.packed.StringIds`), nor is metadata (:class:`.packed.PackedMetadata`); at a
+        million records Python objects for them cost more than the arrays."""
+        self.meta = PackedMetadata(meta)
         self.has_meta = np.fromiter((bool(m) for m in meta), bool, count=len(meta))
         self._strings = None
         if not all(isinstance(i, int) for i in ids):
@@ -193,7 +193,7 @@ class RowStore:
             self._strings = StringIds(int_rows=rows.start)
         if self._strings is not None:
             self._strings.extend(ids)
-        self.meta.update((r, m) for r, m in zip(range(rows.start, rows.stop), metadata) if m)
+        self.meta.extend(metadata)
         self.version += 1
 
     def tombstone(self, keys: Iterable[int]) -> None:
@@ -205,7 +205,7 @@ class RowStore:
     def compact(self) -> None:
         """Rewrite the arrays without tombstoned rows (row numbers change)."""
         keep = np.flatnonzero(self.live[: self.n])
-        ids, meta = self.ids_of(keep), [self.meta.get(r) for r in keep.tolist()]  # read before the rows move
+        ids, meta = self.ids_of(keep), [self.metadata_of(r) for r in keep.tolist()]  # read before the rows move
         self.vectors, self.norms = self.storage.compacted(self.vectors, keep), self.norms[keep].copy()
         self.keys, self.live = self.keys[keep].copy(), np.ones(len(keep), bool)
         self.n = len(keep)
@@ -217,14 +217,15 @@ class RowStore:
         if row is None:
             return None
         vector = np.array(self.codec.decode(self.vectors[row:row + 1])[0], np.float32)
-        return Record(self.id_of(row), vector, dict(self.meta.get(row) or {}))
+        return Record(self.id_of(row), vector, self.metadata_of(row))
 
     def metadata_list(self) -> list[dict | None]:
         """The metadata of rows 0..n-1 in order (None where a row has none)."""
-        return [self.meta.get(r) for r in range(self.n)]
+        return [self.metadata_of(r) if self.has_meta[r] else None for r in range(self.n)]
 
     def metadata_of(self, row: int) -> dict:
-        return self.meta.get(row) or {}
+        """Row ``row``'s metadata, a new dict the caller may keep."""
+        return self.meta.get(row) if self.has_meta[row] else {}
 
     def hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         """Hits for result rows (-1 = none).
@@ -238,5 +239,5 @@ class RowStore:
         keys = self.keys.take(rows).tolist()
         ids = keys if self._strings is None else self._strings.take(row_list, keys)
         meta = self.meta
-        return [Hit(i, s, dict(meta[r]) if m else {}) for i, r, s, m in
+        return [Hit(i, s, meta.get(r) if m else {}) for i, r, s, m in
                 zip(ids, row_list, scores.tolist(), self.has_meta.take(rows).tolist()) if r >= 0]
