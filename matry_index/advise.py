@@ -29,7 +29,7 @@ import numpy as np
 from ._validation import unit_vectors
 from .errors import InvalidInput
 from .backends.faiss import default_nlist
-from .backends.faiss.coarse import CODED_AUTO_CODE
+from .backends.faiss.coarse import CODED_AUTO_CODE, min_per_list
 from .codes import COARSE_CODES
 from .evaluation.funnel_need import full_dimension_top_k, funnel_need
 from .funnel import CoarseCost, FunnelPlan, plan_cost
@@ -47,6 +47,8 @@ ROW_BYTES = 8 + 2 + 12
 #: keep for advise to recommend a compact index at it (the bar benchmarks/results/compact.md holds
 #: the unsupervised adaptor to)
 COMPACT_KEEP = 0.97
+#: vectors per block of FAISS's fast-scan inverted lists
+FAST_SCAN_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,11 @@ def compact_memory_per_vector(level: int, n: int) -> float:
     storing the ``level``-d prefix as 8-bit codes, with a 4-bit IVF coarse stage on the
     half-length prefix (int ids, no metadata): the codes, the coarse codes with their list ids
     and centroids, the rows (no norms: both prefixes are normalised where they are scored)."""
-    half = max(1, level // 2)
-    coarse = COARSE_CODES[CODED_AUTO_CODE].bytes_per_vector(half) + 8 + 4 * half * default_nlist(n) / max(n, 1)
+    half, code = max(1, level // 2), COARSE_CODES[CODED_AUTO_CODE]
+    nlist = default_nlist(n, min_per_list(code))
+    per_list = max(n, 1) / nlist
+    padding = math.ceil(per_list / FAST_SCAN_BLOCK) * FAST_SCAN_BLOCK / per_list  # whole blocks per list
+    coarse = code.bytes_per_vector(half) * padding + 8 + 4 * half * nlist / max(n, 1)
     return float(level + coarse + ROW_BYTES)
 
 

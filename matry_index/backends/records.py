@@ -1,7 +1,8 @@
 """The on-disk form of a set of records, for backends that live in memory.
 
 ``vectors.npy`` (float32, one adapted full-dimension vector per row, no pickled objects) and
-``records.jsonl`` (one ``{"id": ..., "metadata": {...}}`` per row, same order). FAISS saves
+``records.jsonl`` (one ``{"id": ..., "metadata": {...}}`` per row, same order; ``metadata``
+left out where a record has none, so that a save without metadata costs its ids and little else). FAISS saves
 itself this way, and so does a Qdrant local-mode collection held in memory: both are plain
 data, safe to open from anyone, and the index's manifest checksums cover them.
 """
@@ -30,7 +31,8 @@ def write_records(directory: Path, ids: Iterable[UserId], metadata: Iterable[dic
     np.save(directory / VECTORS_FILE, np.ascontiguousarray(vectors), allow_pickle=False)
     with (directory / RECORDS_FILE).open("w", encoding="utf-8") as fh:
         for uid, meta in zip(ids, metadata):
-            fh.write(json.dumps({"id": uid, "metadata": meta or {}}, allow_nan=False) + "\n")
+            record = {"id": uid, "metadata": meta} if meta else {"id": uid}
+            fh.write(json.dumps(record, allow_nan=False, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 def _no_constants(name: str) -> float:
@@ -51,8 +53,8 @@ def read_records(directory: Path, dim: int, mmap: bool = False,
         lines = (directory / RECORDS_FILE).read_text(encoding="utf-8").splitlines()
         records = [json.loads(line, parse_constant=_no_constants) for line in lines]
         ids = [r["id"] for r in records]
-        metadata = [r["metadata"] or {} for r in records]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        metadata = [r.get("metadata") or {} for r in records]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise Corrupt(f"{directory}: cannot read the saved records: {exc!r}") from None
     if vectors.ndim != 2 or vectors.shape != (len(records), dim) or vectors.dtype != dtype:
         raise Corrupt(f"{directory}: {len(records)} records of {dim}-d vectors expected, "

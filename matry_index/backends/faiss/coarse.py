@@ -37,6 +37,11 @@ AUTO_CODE = "ivf-int8"
 #: of a float prefix, so that the coarse index does not cost more than the rows it ranks
 CODED_AUTO_CODE = "ivf-pq4"
 TRAIN_PER_LIST = 256        # k-means needs no more than a few hundred points per IVF list
+#: the fewest vectors an IVF list gets by default: k-means wants a few dozen per centroid
+MIN_PER_LIST = 39
+#: ... and with 4-bit fast-scan codes, which FAISS stores in blocks of 32 vectors per list (a list
+#: of 39 takes two blocks, 64 slots): a few hundred, so that padding is a few per cent
+PQ4_MIN_PER_LIST = 256
 #: ``coarse="ivf"`` with ``ivf_encoding=`` — the spelling before codes had names
 LEGACY_IVF = {"flat": "ivf", "sq8": "ivf-int8"}
 
@@ -54,15 +59,20 @@ def code_of(coarse: str, ivf_encoding: str = "flat") -> str:
     return coarse
 
 
-def default_nlist(n: int) -> int:
-    """IVF lists for ``n`` training vectors: ~4·√n, and at least 39 vectors per list."""
-    return max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39 or 1))
+def default_nlist(n: int, min_per_list: int = MIN_PER_LIST) -> int:
+    """IVF lists for ``n`` training vectors: ~4·√n, and at least ``min_per_list`` vectors per list."""
+    return max(1, min(int(4 * math.sqrt(max(n, 1))), n // min_per_list or 1))
 
 
-def ivf_lists(wanted: int | None, n: int) -> int:
-    """The lists an IVF index over ``n`` vectors gets: ``wanted`` (default :func:`default_nlist`),
-    but never more than there are vectors to train them on (a delete can leave a few rows)."""
-    return max(1, min(wanted or default_nlist(n), n))
+def min_per_list(code: CoarseCode) -> int:
+    return PQ4_MIN_PER_LIST if code.encoding.name == "pq4" else MIN_PER_LIST
+
+
+def ivf_lists(wanted: int | None, n: int, code: CoarseCode) -> int:
+    """The lists an IVF index of ``code`` over ``n`` vectors gets: ``wanted`` (default
+    :func:`default_nlist`), but never more than there are vectors to train them on (a delete can
+    leave a few rows)."""
+    return max(1, min(wanted or default_nlist(n, min_per_list(code)), n))
 
 
 def _ivf(code: CoarseCode, m: int, nlist: int) -> faiss.Index:
@@ -90,7 +100,7 @@ def new_index(code: CoarseCode, m: int, options: dict[str, Any], train_on: np.nd
         index = faiss.IndexHNSWFlat(m, options["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = options["ef_construction"]
         return index
-    index = _ivf(code, m, ivf_lists(options["nlist"], len(train_on)))
+    index = _ivf(code, m, ivf_lists(options["nlist"], len(train_on), code))
     index.train(train_on)
     return index
 
@@ -100,12 +110,23 @@ def index_bytes(index: faiss.Index) -> int:
     quantizer), vectors and links of an HNSW graph, the vectors of a flat one."""
     index = faiss.downcast_index(index)
     if isinstance(index, faiss.IndexIVF):
-        return index.invlists.compute_ntotal() * (index.code_size + 8) + index_bytes(index.quantizer)
+        return _lists_bytes(index) + index_bytes(index.quantizer)
     if isinstance(index, faiss.IndexHNSW):
         graph = index.hnsw
         return (index_bytes(index.storage) + 4 * graph.neighbors.size() + 8 * graph.offsets.size()
                 + 4 * graph.levels.size())
     return index.ntotal * index.d * 4
+
+
+def _lists_bytes(index: faiss.IndexIVF) -> int:
+    """Codes and ids of an IVF index's lists: fast-scan lists are held in whole blocks of
+    ``n_per_block`` vectors, so a short list pays for the rest of its last block."""
+    lists = faiss.downcast_InvertedLists(index.invlists)
+    sizes = np.array([lists.list_size(i) for i in range(index.nlist)], np.int64)
+    if isinstance(lists, faiss.BlockInvertedLists):
+        blocks = -(-sizes // lists.n_per_block)
+        return int(blocks.sum() * lists.block_size + sizes.sum() * 8)
+    return int(sizes.sum() * (index.code_size + 8))
 
 
 _STRUCTURE_CLASS = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSW, "ivf": faiss.IndexIVF}
@@ -149,7 +170,7 @@ class CoarseIndex:
             return
         train_on = np.empty((0, self.m), np.float32)
         if self.code.structure == "ivf":
-            wanted = min(n, TRAIN_PER_LIST * ivf_lists(self.options["nlist"], n))
+            wanted = min(n, TRAIN_PER_LIST * ivf_lists(self.options["nlist"], n, self.code))
             rows = np.sort(np.random.default_rng(0).choice(n, wanted, replace=False)) if wanted < n else slice(0, n)
             train_on = self.prefixes(rows)
         index = new_index(self.code, self.m, self.options, train_on)
@@ -165,7 +186,7 @@ class CoarseIndex:
         wants doubles, so a growing index is retrained a logarithmic number of times."""
         if self.code.structure != "ivf" or self.index is None:
             return False
-        trained, wanted = int(self.index.nlist), ivf_lists(self.options["nlist"], n)
+        trained, wanted = int(self.index.nlist), ivf_lists(self.options["nlist"], n, self.code)
         return trained < wanted if self.options["nlist"] else 2 * trained <= wanted
 
     def catch_up(self, n: int, live: int) -> None:

@@ -20,14 +20,17 @@ from ...ids import UserId
 
 
 class PackedBytes:
-    """The byte strings of rows 0..n-1, end to end."""
+    """The byte strings of rows 0..n-1, end to end (no offsets at all while every row's is
+    empty: an index without metadata pays nothing for it)."""
 
     def __init__(self, empty_rows: int = 0):
         self._blob = bytearray()
-        self._ends = np.zeros(max(empty_rows, 16), np.uint32)   # _ends[r]: where row r's bytes end
+        self._ends: np.ndarray | None = None   # _ends[r]: where row r's bytes end; None: all empty
         self.n = int(empty_rows)
 
     def _grow(self, need: int, extra_bytes: int) -> None:
+        if self._ends is None:
+            self._ends = np.zeros(max(need, 16), np.uint32)
         end = int(self._ends[self.n - 1]) if self.n else 0
         dtype = np.int64 if end + extra_bytes > np.iinfo(np.uint32).max else self._ends.dtype
         if need > len(self._ends) or dtype != self._ends.dtype:
@@ -37,18 +40,24 @@ class PackedBytes:
 
     def extend(self, items: list[bytes]) -> None:
         """Append the next rows' bytes (``b""`` for a row with none)."""
-        self._grow(self.n + len(items), sum(map(len, items)))
+        size = sum(map(len, items))
+        if self._ends is None and size == 0:
+            self.n += len(items)
+            return
+        self._grow(self.n + len(items), size)
         start = int(self._ends[self.n - 1]) if self.n else 0
         self._blob += b"".join(items)
         self._ends[self.n:self.n + len(items)] = start + np.cumsum([len(b) for b in items], dtype=np.int64)
         self.n += len(items)
 
     def get(self, row: int) -> bytes:
+        if self._ends is None:
+            return b""
         start = int(self._ends[row - 1]) if row else 0
         return bytes(self._blob[start:int(self._ends[row])])
 
     def nbytes(self) -> int:
-        return len(self._blob) + self._ends.nbytes
+        return len(self._blob) + (0 if self._ends is None else self._ends.nbytes)
 
 
 class StringIds:
