@@ -20,7 +20,8 @@ index adds to it (ids, norms, its coarse structure) is measured separately for t
 index the issue asks about: ``stats()`` in RAM and a save's size on disk of a
 ``levels=(64, 128), full=False, codes="int8"`` index with the supervised adaptor.
 
-    python benchmarks/compact.py                       # SciFact + docstrings, 3 seeds (~25 min)
+    python benchmarks/compact.py                       # SciFact + docstrings, 3 seeds (~65 min on 2 cores)
+    python benchmarks/compact.py --report-only --refresh-footprint   # redraw; measure the index bytes again
     python benchmarks/compact.py --sets scifact --seeds 0
 
 Writes ``benchmarks/results/compact.json``, ``compact.md`` and ``compact_<set>.png``.
@@ -280,9 +281,10 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(md)
 
 
-#: each method family's colour (looked up in this order: "unsupervised" before "supervised")
+#: each method family's colour (looked up in this order: "unsupervised" before "supervised",
+#: "OPQ" before "PQ")
 PLOT_COLOURS = {"unsupervised adaptor": "tab:orange", "supervised adaptor": "tab:red", "PCA": "tab:blue",
-                "truncation": "tab:gray", "PQ": "tab:green", "OPQ": "tab:olive", "RaBitQ": "tab:purple",
+                "truncation": "tab:gray", "OPQ": "tab:olive", "PQ": "tab:green", "RaBitQ": "tab:purple",
                 "int8": "tab:brown", "binary": "tab:pink"}
 
 
@@ -317,9 +319,12 @@ def plot(rows: dict, title: str, path: Path) -> Path:
         means, sds = [by[b][0] for b in sizes], [by[b][1] for b in sizes]
         ours = "adaptor" in method
         style = "-" if ours else "--" if method.startswith("original") else ":"
-        if method.endswith("4-bit") or method.endswith("float32"):
-            style = "-." if ours else style
-        ax.plot(sizes, means, style, color=_colour(method), marker="o" if ours else "s", markersize=4,
+        marker = "o" if ours else "s"
+        if ours and method.endswith("float32"):
+            style = "-."
+        if method.endswith("4-bit"):
+            style, marker = (0, (1, 1)), "^"
+        ax.plot(sizes, means, linestyle=style, color=_colour(method), marker=marker, markersize=4,
                 label=method, linewidth=2.4 if ours else 1.3)
         if any(sds):
             ax.errorbar(sizes, means, yerr=sds, fmt="none", ecolor=_colour(method), capsize=2, linewidth=1)

@@ -99,6 +99,10 @@ def measure(name: str, make, base: np.ndarray, tune: np.ndarray, queries: np.nda
     return row
 
 
+def _levels(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(","))
+
+
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [f"# A compact index beside the funnel ({meta['n']:,} x 384, {meta['machine']})", "",
              "The drawn set of `peers.py` (document queries). Each index is tuned by `MatryoshkaIndex.tune` to "
@@ -133,7 +137,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--codes", nargs="+", default=["int8"], choices=("float32", "float16", "int8"))
-    ap.add_argument("--compact-coarse", nargs="+", default=["auto", "ivf-int8"],
+    ap.add_argument("--compact-levels", nargs="+", type=_levels, default=[(64, 128), (128,)],
+                    help="levels of the compact indexes, e.g. 64,128 128")
+    ap.add_argument("--rows-from", nargs="*", default=[],
+                    help="logs of an earlier run on the same set: their ROW lines are kept, those indexes not rebuilt")
+    ap.add_argument("--compact-coarse", nargs="+", default=["auto"],
                     help="coarse codes of the compact index (auto: 4-bit fast-scan codes on the 64-d prefix)")
     ap.add_argument("--data", default=str(SHARED_DATA / "scifact"))
     ap.add_argument("--adaptor", default=None, help="a saved funnel-aware adaptor (default: fit one)")
@@ -152,13 +160,17 @@ def main() -> None:
     warm_up()
     makers = {"funnel, full vectors (default layout, funnel-aware adaptor)":
               lambda: MatryoshkaIndex(384, adaptor=funnel_adaptor)}
-    for codes in args.codes:
-        for coarse in args.compact_coarse:
-            label = "" if coarse == "auto" else f", {coarse} coarse"
-            makers[f"compact, levels (64, 128), {codes}{label} (prefix adaptor)"] = \
-                lambda codes=codes, coarse=coarse: MatryoshkaIndex(384, adaptor=compact_adaptor, levels=(64, 128),
-                                                                   full=False, codes=codes, coarse=coarse)
-    rows = [measure(name, make, base, tune, queries, args) for name, make in makers.items()]
+    for levels in args.compact_levels:
+        for codes in args.codes:
+            for coarse in args.compact_coarse:
+                label = "" if coarse == "auto" else f", {coarse} coarse"
+                makers[f"compact, levels {levels}, {codes}{label} (prefix adaptor)"] = \
+                    lambda levels=levels, codes=codes, coarse=coarse: MatryoshkaIndex(
+                        384, adaptor=compact_adaptor, levels=levels, full=False, codes=codes, coarse=coarse)
+    earlier = [json.loads(line[4:]) for path in args.rows_from for line in Path(path).read_text().splitlines()
+               if line.startswith("ROW ")]
+    makers = {name: make for name, make in makers.items() if name not in {r["method"] for r in earlier}}
+    rows = earlier + [measure(name, make, base, tune, queries, args) for name, make in makers.items()]
     meta = {"n": args.n, "machine": platform.platform(),
             "command": "python benchmarks/compact_scale.py " + shlex.join(sys.argv[1:])}
     out = Path(args.out)

@@ -30,6 +30,7 @@ from ._validation import unit_vectors
 from .errors import InvalidInput
 from .backends.faiss import default_nlist
 from .backends.faiss.coarse import CODED_AUTO_CODE, min_per_list
+from .bench.report import FUNNEL_PAYS_FROM
 from .codes import COARSE_CODES
 from .evaluation.funnel_need import full_dimension_top_k, funnel_need
 from .funnel import CoarseCost, FunnelPlan, plan_cost
@@ -185,12 +186,23 @@ def advise(embeddings: np.ndarray, queries: np.ndarray | None = None, *,
     return advice
 
 
+def compact_coarse_level(level: int, n: int) -> int:
+    """The coarse level of a compact index of ``n`` records stored at ``level``: half of it on
+    a small corpus (the fewest bytes), seven eighths of it, even (the 4-bit codes pair
+    coordinates), from :data:`FUNNEL_PAYS_FROM` records on: a much shorter prefix is too weak a
+    guide to the stored ranking at scale — at 1M vectors (64, 128) found no funnel for recall
+    0.99 where (112, 128) did (``benchmarks/results/compact_scale.md``)."""
+    if level <= 2:
+        return level
+    return max(2, level // 2 if n < FUNNEL_PAYS_FROM else (level - level // 8) // 2 * 2)
+
+
 def compact_memory_per_vector(level: int, n: int) -> float:
-    """Resident bytes per record of a compact FAISS index of levels (``level``/2, ``level``)
-    storing the ``level``-d prefix as 8-bit codes, with a 4-bit IVF coarse stage on the
-    half-length prefix (int ids, no metadata): the codes, the coarse codes with their list ids
+    """Resident bytes per record of a compact FAISS index of levels (:func:`compact_coarse_level`,
+    ``level``) storing the ``level``-d prefix as 8-bit codes, with a 4-bit IVF coarse stage on
+    the coarse prefix (int ids, no metadata): the codes, the coarse codes with their list ids
     and centroids, the rows (no norms: both prefixes are normalised where they are scored)."""
-    half, code = max(1, level // 2), COARSE_CODES[CODED_AUTO_CODE]
+    half, code = compact_coarse_level(level, n), COARSE_CODES[CODED_AUTO_CODE]
     nlist = default_nlist(n, min_per_list(code))
     per_list = max(n, 1) / nlist
     padding = math.ceil(per_list / FAST_SCAN_BLOCK) * FAST_SCAN_BLOCK / per_list  # whole blocks per list
@@ -217,9 +229,10 @@ def _recommend_compact(advice: Advice, keep: float = COMPACT_KEEP) -> dict[str, 
                         f"at {best.level}-d): a compact index would lose quality here; use the funnel"
                         + ("" if labelled else ", or measure nDCG@10 with --data BEIR_DIR (agreement is stricter)")}
     level = chosen.level
-    levels = ",".join(map(str, sorted({max(1, level // 2), level})))
+    pair = sorted({compact_coarse_level(level, advice.n), level})
+    levels = ",".join(map(str, pair))
     adaptor_arg = {"adaptor": " --adaptor ADAPTOR", "pca": " --adaptor PCA_ROTATION"}[method]
-    return {"method": method, "level": level, "levels": [max(1, level // 2), level], "codes": "int8",
+    return {"method": method, "level": level, "levels": pair, "codes": "int8",
             "basis": basis, "kept": kept(chosen), "keep": keep,
             "memory_per_vector": compact_memory_per_vector(level, advice.n),
             "command": f"matry-index build --embeddings X.npy --ids X.ids{adaptor_arg} --compact --levels {levels} "

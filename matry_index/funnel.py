@@ -77,15 +77,21 @@ class FunnelPlan:
             text = (f"an exact scan of every vector at {levels[-1]}-d"
                     + (" (no funnel promised the target: see tuned['best_funnel'])" if "best_funnel" in self.tuned
                        else " (as fast as any funnel that promises the target)" if self.tuned else ""))
+        elif not self.candidates:  # one level: the approximate search is the whole search
+            text = f"the {levels[0]}-d approximate search returns the top {k}" + self._breadth(k)
         else:
-            first = f"the {levels[0]}-d prefix's approximate search passes {self.candidates[0]} candidates"
-            if self.nprobe:
-                first += f" (scanning {self.nprobe} IVF lists)"
-            elif self.ef and self.ef > self.candidates[0]:
-                first += f" (the best of the {self.ef} its graph walk keeps)"
+            first = (f"the {levels[0]}-d prefix's approximate search passes {self.candidates[0]} candidates"
+                     + self._breadth(self.candidates[0]))
             steps = [first] + [f"the {m}-d prefix keeps {c}" for m, c in zip(levels[1:-1], self.candidates[1:]) if c]
             text = "; ".join(steps) + f"; all {levels[-1]} dimensions rank them and return the top {k}"
         return text + self._promise()
+
+    def _breadth(self, passed: int) -> str:
+        if self.nprobe:
+            return f" (scanning {self.nprobe} IVF lists)"
+        if self.ef and self.ef > passed:
+            return f" (the best of the {self.ef} its graph walk keeps)"
+        return ""
 
     def _promise(self) -> str:
         """What the tuning that chose this plan promises (nothing for a plan that was not tuned)."""

@@ -145,3 +145,10 @@ def test_too_few_tuning_queries_are_warned_about():
     truth = np.tile(np.arange(10), (50, 1))
     with pytest.warns(RuntimeWarning, match="too few to promise recall 0.99"):
         tune(lambda p, rows=slice(None): truth[rows], truth, LEVELS, 10, 10_000, target_recall=0.99)
+
+
+def test_a_one_level_plan_explains_itself():
+    """An index of one level has no rescoring stage: its plan says so instead of failing."""
+    from matry_index import FunnelPlan
+    assert FunnelPlan((), nprobe=8).explain((128,), k=5).startswith(
+        "the 128-d approximate search returns the top 5 (scanning 8 IVF lists)")

@@ -177,9 +177,11 @@ def _advice_findings(advice, args: argparse.Namespace) -> list[str]:
         out.append(f"note: {rec['note']}")
     compact = rec["compact"]
     if "level" in compact:
-        out.append(f"compact: a {compact['method']} prefix of {compact['level']} dims keeps {compact['kept']:.1%} of the "
+        whose = {"adaptor": "the adaptor's", "pca": "a PCA rotation's"}.get(compact["method"], compact["method"])
+        out.append(f"compact: {whose} {compact['level']}-d prefix keeps {compact['kept']:.1%} of the "
                    f"full vectors' {compact['basis']} (the bar: {compact['keep']:.0%}); stored as 8-bit codes with no "
-                   f"full vector, about {compact['memory_per_vector']:.0f} B per vector in RAM (the last command below)")
+                   f"full vector, about {compact['memory_per_vector']:.0f} B per vector in RAM with int ids (string ids "
+                   "add their length and 5 B) (the last command below)")
     else:
         out.append(f"compact: {compact['note']}")
     return out
