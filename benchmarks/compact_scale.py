@@ -39,6 +39,7 @@ from common import RESULTS, SHARED_DATA, K, recall, timed_batch, timed_single
 from harness import memory, the_cache, warm_up
 from matry_index import FunnelPlan, MatryoshkaAdaptor, MatryoshkaIndex
 from matry_index._fs import atomic_write_text
+from matry_index.bench.measure import hit_ids
 
 TARGET = 0.99
 CHUNK = 100_000
@@ -58,13 +59,6 @@ def prefix_adaptor(cache: Path, data: Path, threads: int, saved: str | None) -> 
     return MatryoshkaAdaptor.load(path)
 
 
-def ids_of(hit_lists) -> np.ndarray:
-    out = np.full((len(hit_lists), K), -1, np.int64)
-    for i, hits in enumerate(hit_lists):
-        out[i, :len(hits)] = [h.id for h in hits[:K]]
-    return out
-
-
 def measure(name: str, make, base: np.ndarray, tune: np.ndarray, queries: np.ndarray, args) -> dict:
     """Build (in chunks), tune to :data:`TARGET`, and measure one index against its own exact
     ranking."""
@@ -81,10 +75,10 @@ def measure(name: str, make, base: np.ndarray, tune: np.ndarray, queries: np.nda
     plan = index.tune(tune, target_recall=TARGET, k=K)
     tuned = time.perf_counter() - t0
     exact_plan = {"exact": True} if index.full else {"plan": FunnelPlan.exhaustive(index.levels, len(index))}
-    truth = ids_of(index.search(queries, k=K, **exact_plan))
+    truth = hit_ids(index.search(queries, k=K, **exact_plan), K)
 
     def search(q: np.ndarray) -> np.ndarray:
-        return ids_of(index.search(q, k=K))
+        return hit_ids(index.search(q, k=K), K)
     stats = index.stats()
     row = {"method": name, "plan": plan.describe(), "explain": index.explain(),
            "recall@10 (own exact ranking)": recall(search(queries), truth),

@@ -56,6 +56,7 @@ from common import K, draw_set, percentiles  # noqa: E402
 from harness import (Search, earlier_rows, growth, load_set, memory, pick_and_measure, run_workers,  # noqa: E402
                      set_arguments, target_table, the_cache, warm_up)
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex  # noqa: E402
+from matry_index.bench.measure import hit_ids  # noqa: E402
 from matry_index.bench.methods import RIVALS, Data, Unavailable  # noqa: E402
 from matry_index.evaluation.baselines import PCARotation  # noqa: E402
 from matry_index.evaluation.funnel_need import funnel_need  # noqa: E402
@@ -73,12 +74,7 @@ RIVAL_PREFIXES = ("faiss", "binary", "scann", "svs", "usearch", "hnswlib")
 
 # --- our funnel ------------------------------------------------------------------------------
 def _ids(index: MatryoshkaIndex) -> Search:
-    def search(q: np.ndarray) -> np.ndarray:
-        out = np.full((len(q), K), -1, np.int64)
-        for i, hits in enumerate(index.search(q, k=K)):
-            out[i, :len(hits)] = [h.id for h in hits]
-        return out
-    return search
+    return lambda q: hit_ids(index.search(q, k=K), K)
 
 
 def funnel_adaptor(kind: str, data: dict, cache: Path) -> MatryoshkaAdaptor | None:

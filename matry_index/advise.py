@@ -202,11 +202,11 @@ def compact_memory_per_vector(level: int, n: int) -> float:
     ``level``) storing the ``level``-d prefix as 8-bit codes, with a 4-bit IVF coarse stage on
     the coarse prefix (int ids, no metadata): the codes, the coarse codes with their list ids
     and centroids, the rows (no norms: both prefixes are normalised where they are scored)."""
-    half, code = compact_coarse_level(level, n), COARSE_CODES[CODED_AUTO_CODE]
+    coarse_level, code = compact_coarse_level(level, n), COARSE_CODES[CODED_AUTO_CODE]
     nlist = default_nlist(n, min_per_list(code))
     per_list = max(n, 1) / nlist
     padding = math.ceil(per_list / FAST_SCAN_BLOCK) * FAST_SCAN_BLOCK / per_list  # whole blocks per list
-    coarse = code.bytes_per_vector(half) * padding + 8 + 4 * half * nlist / max(n, 1)
+    coarse = code.bytes_per_vector(coarse_level) * padding + 8 + 4 * coarse_level * nlist / max(n, 1)
     return float(level + coarse + ROW_BYTES)
 
 

@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -48,42 +49,39 @@ def load_sentence_transformer(name_or_path: str, *, device: str = "cpu",
         package_fallback = os.environ.get("MATRY_INDEX_PACKAGE_MODELS", "") not in ("", "0")
     if os.path.isdir(name_or_path):
         return SentenceTransformer(name_or_path, device=device, **kwargs)
-    packaged = _packaged_path(name_or_path) if package_fallback else None
-    if packaged is not None:
-        # configured for offline use: the local hub cache if it has the model, else the
-        # package (the same weights), without waiting on a network that may not be there
-        try:
-            return SentenceTransformer(name_or_path, device=device, local_files_only=True, **kwargs)
-        except Exception:  # noqa: BLE001 - not in the cache
-            return SentenceTransformer(packaged, device=device, **kwargs)
-    hint = "pass a local path, or set MATRY_INDEX_PACKAGE_MODELS=1 to use an installed model package"
     try:  # the local hub cache first: no network, no wait
         return SentenceTransformer(name_or_path, device=device, local_files_only=True, **kwargs)
     except Exception:  # noqa: BLE001 - not in the cache
         pass
-    host = _hub_host()
-    if not _reachable(host):
+    packaged = _packaged_path(name_or_path) if package_fallback else None
+    if packaged is not None:  # configured for offline use: the package holds the same weights
+        return SentenceTransformer(packaged, device=device, **kwargs)
+    hint = "pass a local path, or set MATRY_INDEX_PACKAGE_MODELS=1 to use an installed model package"
+    hub, host, port = _hub_address()
+    if port is None or not _reachable(host, port):
         raise Unavailable(f"could not load model {name_or_path!r}: it is not in the local cache and the model hub "
-                          f"({host}) cannot be reached; {hint}")
+                          f"({hub}) cannot be reached; {hint}")
     try:
         return SentenceTransformer(name_or_path, device=device, **kwargs)
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types
         raise InvalidInput(f"could not load model {name_or_path!r} ({exc}); {hint}") from exc
 
 
-def _hub_host() -> str:
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    return endpoint.split("://", 1)[-1].split("/", 1)[0]
+def _hub_address() -> tuple[str, str, int | None]:
+    """(address as written, host, port) of the model hub huggingface_hub will ask (its
+    ``HF_ENDPOINT``); no port where it is set offline (``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import constants
+    endpoint = urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname or constants.ENDPOINT
+    if constants.HF_HUB_OFFLINE:
+        return endpoint.netloc or host, host, None
+    return endpoint.netloc or host, host, endpoint.port or (80 if endpoint.scheme == "http" else 443)
 
 
-def _reachable(host: str, timeout: float = HUB_PROBE_SECONDS) -> bool:
-    """Whether ``host`` accepts a connection within ``timeout`` seconds (false where the
-    environment says the hub is off: ``HF_HUB_OFFLINE``)."""
-    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        return False
-    name, _, port = host.partition(":")
+def _reachable(host: str, port: int, timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether ``host`` accepts a connection on ``port`` within ``timeout`` seconds."""
     try:
-        with socket.create_connection((name, int(port or 443)), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False

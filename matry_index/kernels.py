@@ -48,9 +48,14 @@ def unit_prefix(vectors: np.ndarray, m: int) -> np.ndarray:
     of prefixes is their cosine); the whole vector (``m`` = its dimension) is returned as it is."""
     if m >= vectors.shape[1]:
         return vectors
-    prefix = np.ascontiguousarray(vectors[:, :m])
-    norms = np.sqrt(np.einsum("ij,ij->i", prefix, prefix))[:, None]
-    return prefix / np.where(norms > 0, norms, 1.0)
+    return renormalized(np.ascontiguousarray(vectors[:, :m]))
+
+
+def renormalized(prefixes: np.ndarray) -> np.ndarray:
+    """Rows of prefixes of unit vectors scaled back to unit length (all-zero rows stay zero).
+    Their entries are at most 1, so the squares need none of the input checks' overflow care."""
+    norms = np.sqrt(np.einsum("ij,ij->i", prefixes, prefixes))[:, None]
+    return prefixes / np.where(norms > 0, norms, 1.0)
 
 
 def _top_k_columns(sims: np.ndarray, k: int) -> np.ndarray:

@@ -88,6 +88,11 @@ class Report:
         self.blocks.append(("code", text))
         return self
 
+    def timings(self, seconds: dict[str, float]) -> "Report":
+        """A table of how long each stage of the run took."""
+        rows = "\n".join(f"| {stage} | {sec:.0f} |" for stage, sec in seconds.items())
+        return self.table(f"| stage | seconds |\n|---|---|\n{rows}")
+
     def facts(self, info: dict[str, str]) -> "Report":
         """A two-column table of what was run."""
         rows = "\n".join(f"| {key} | {value} |" for key, value in info.items())

@@ -47,8 +47,9 @@ def test_unknown_model_without_hub_gives_clear_error(monkeypatch):
 def test_a_model_hub_that_cannot_be_reached_is_an_outage_said_at_once(monkeypatch):
     """Not in the local cache and no hub to ask: a typed outage naming the hub and the way out,
     instead of the libraries' minute of retries."""
+    import huggingface_hub.constants
     from matry_index import Unavailable
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     with pytest.raises(Unavailable, match=r"127\.0\.0\.1:9\) cannot be reached; .*MATRY_INDEX_PACKAGE_MODELS"):
         load_sentence_transformer("no-such-org/no-such-model-xyz", package_fallback=False)

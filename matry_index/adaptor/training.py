@@ -297,11 +297,11 @@ def _train_loop(module: _TorchAdaptor, step_loss, evaluate, cfg: TrainConfig, lr
             else:
                 stale += 1
                 if stale >= cfg.patience:
-                    bar.close()
-                    tqdm.write(f"{desc}: stopped early at step {step} of {cfg.max_steps} (no held-out gain in "
-                               f"{cfg.patience} checks); kept step {best_step}, best held-out score {best_score:.4f}")
                     break
     bar.close()
+    if stale >= cfg.patience:
+        tqdm.write(f"{desc}: stopped early at step {step} of {cfg.max_steps} (no held-out gain in "
+                   f"{cfg.patience} checks); kept step {best_step}, best held-out score {best_score:.4f}")
     module.load_state_dict(best_state)
     return best_state, history, best_step
 

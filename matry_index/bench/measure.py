@@ -25,6 +25,15 @@ from ..tuning import Promise, per_query_recall, recall_at_k
 Search = Callable[[np.ndarray], np.ndarray]
 
 
+def hit_ids(hit_lists, k: int) -> np.ndarray:
+    """(queries, ``k``) int ids of ``MatryoshkaIndex.search`` results, -1 where a query has
+    fewer hits: the id matrix every method's search returns here (int ids only)."""
+    out = np.full((len(hit_lists), k), -1, np.int64)
+    for i, hits in enumerate(hit_lists):
+        out[i, :min(len(hits), k)] = [h.id for h in hits[:k]]
+    return out
+
+
 def latency(fn: Search, queries: np.ndarray, repeats: int) -> dict[str, float]:
     """Single-query latency on one thread: each query run ``repeats`` times, its median kept;
     p50 / p95 / mean over queries, in milliseconds."""

@@ -36,7 +36,7 @@ import faiss
 import numpy as np
 
 from ..backends.faiss import default_nlist
-from .measure import Search
+from .measure import Search, hit_ids
 
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 EF_SWEEP = (16, 32, 64, 128, 256, 512, 768, 1024, 1536)
@@ -105,12 +105,7 @@ def funnel(data: Data, threads: int, adaptor=None, name: str = "funnel") -> Meth
     held = sum(index.backend.memory_bytes().values()) / n
 
     def search_with(plan) -> Search:
-        def search(q: np.ndarray) -> np.ndarray:
-            out = np.full((len(q), data.k), -1, np.int64)
-            for i, hits in enumerate(index.search(q, k=data.k, plan=plan)):
-                out[i, :len(hits)] = [h.id for h in hits]
-            return out
-        return search
+        return lambda q: hit_ids(index.search(q, k=data.k, plan=plan), data.k)
     settings = []
     for target in sorted(set(data.targets) | set(CURVE_TARGETS)):
         plan = index.tune(data.tune, target_recall=target, k=data.k, apply=False)

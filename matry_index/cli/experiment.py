@@ -118,13 +118,14 @@ def _quickstart_adaptors(args: argparse.Namespace, exp, levels: tuple[int, ...],
     for label, results in tables.items():
         text = results_tables(results, f"{name}, {label}")
         print(text)
-        report.table(text.split("\n\n")[0]).table(text.split("\n\n")[1])
+        for table in text.split("\n\n"):
+            report.table(table)
     results = tables["all test queries"]
     plot({m: {lv: {k: [v] for k, v in met.items()} for lv, met in per.items()} for m, per in results.items()},
          tmp / "ndcg_vs_dim.png", title=f"{name} test, {args.model.split('/')[-1]}")
     report.image(tmp / "ndcg_vs_dim.png", f"nDCG@10 against the prefix length on {name}'s test queries")
     adaptors["funnel-aware adaptor"].save(tmp / "adaptor")  # a rotation: the final stage ranks as the model
-    return adaptors, {label: r for label, r in tables.items()}
+    return adaptors, tables
 
 
 def _quickstart_index(exp, adaptor, levels: tuple[int, ...], tmp: Path, clock: StageClock, report) -> dict:
@@ -145,6 +146,7 @@ def _quickstart_index(exp, adaptor, levels: tuple[int, ...], tmp: Path, clock: S
     index.save(tmp / "index")
     clock.done("build, tune and search the index")
     small = seconds["funnel"] >= 0.5 * seconds["exact"]
+    stats = index.stats()
     lines = [f"{len(index)} docs, levels {index.levels}, built with the funnel-aware adaptor (a learned rotation: its "
              "final ranking is the original model's; the supervised adaptor ranks prefixes searched alone better, "
              "see the tables above)",
@@ -154,11 +156,11 @@ def _quickstart_index(exp, adaptor, levels: tuple[int, ...], tmp: Path, clock: S
              f"{seconds['exact'] * 1e3:.0f} ms" + (" (on a few thousand documents an exact scan is as fast: a funnel "
                                                   "pays off from about 100,000 vectors; matry-index bench measures "
                                                   "it on yours)" if small else ""),
-             f"size: {index.stats().describe()}"]
+             f"size: {stats.describe()}"]
     print("\nindex: " + "\n".join(lines))
     report.heading("The index").bullets(lines)
     return {"index_adaptor": "funnel-aware adaptor", "plan": plan.to_dict(), "plan_explained": index.explain(plan),
-            "index_ndcg@10": nd, "batch_seconds": seconds, "index_stats": index.stats().to_dict()}
+            "index_ndcg@10": nd, "batch_seconds": seconds, "index_stats": stats.to_dict()}
 
 
 def _quickstart_compact(exp, adaptor, summary: dict, clock: StageClock, report) -> dict:
@@ -188,8 +190,7 @@ def _quickstart_compact(exp, adaptor, summary: dict, clock: StageClock, report) 
 
 
 def _quickstart_caveats(args: argparse.Namespace, exp, clock: StageClock, report) -> None:
-    report.heading("Timings").table("| stage | seconds |\n|---|---|\n" + "\n".join(
-        f"| {stage} | {sec:.0f} |" for stage, sec in clock.seconds.items()))
+    report.heading("Timings").timings(clock.seconds)
     report.heading("Caveats").bullets([
         f"one seed ({args.seed}): nDCG@10 moves by up to ±0.05 between seeds for the supervised adaptor on SciFact "
         "(benchmarks/results/quality.md has the mean and spread of three)",

@@ -91,8 +91,7 @@ def _bench_report(found, args: argparse.Namespace, folder: Path, plotted: bool):
     if plotted:
         report.image(folder / "bench.png", "test recall against single-thread queries per second: each method's "
                                            "Pareto front, the targets dashed")
-    report.heading("Stages").table("| stage | seconds |\n|---|---|\n" + "\n".join(
-        f"| {stage} | {sec:.0f} |" for stage, sec in found.stage_seconds.items()))
+    report.heading("Stages").timings(found.stage_seconds)
     report.heading("Reproduce").code(args.command_line)
     return report
 

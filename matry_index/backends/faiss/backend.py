@@ -117,9 +117,7 @@ class FaissBackend(BackendBase):
         r, m = self.rows, self.levels[0]
         if len(self.levels) == 1:  # the coarse level is the whole stored vector: unit already
             return np.ascontiguousarray(r.matrix[rows])
-        prefix = np.ascontiguousarray(r.matrix[rows, :m], np.float32)
-        norms = np.sqrt(np.einsum("ij,ij->i", prefix, prefix))[:, None]
-        return prefix / np.where(norms > 0, norms, 1.0)
+        return kernels.renormalized(np.ascontiguousarray(r.matrix[rows, :m], np.float32))
 
     def _sync_coarse(self, incoming: int = 0) -> None:
         """Bring the coarse index up to date with the stored rows (``incoming``: rows staged by
