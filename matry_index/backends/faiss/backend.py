@@ -31,6 +31,7 @@ from ...ids import UserId
 from ..base import BackendBase, Hit, Record, SavedBackend
 from ..records import read_records, write_records
 from .coarse import AUTO_IVF_FROM, LEGACY_IVF, CoarseIndex, code_of
+from .native import NativeFunnel
 from .row_codes import TRAIN_FROM as CODES_TRAIN_FROM, RowCodec
 from .rows import RowStore
 from .vector_storage import vector_storage as vector_storage_of
@@ -107,6 +108,10 @@ class FaissBackend(BackendBase):
         self.coarse = CoarseIndex(code_of(coarse, ivf_encoding), self.levels[0], self.options, self._prefixes)
         self._synced: tuple[int, int] | None = None  # (rows.version, rows.n) at the last catch-up
         self._filter_cache: dict[tuple[str, int], np.ndarray] = {}
+        self.native = NativeFunnel(self.levels[0])
+        #: run two-stage plans (coarse prefix, then the stored rows) as one FAISS call
+        #: (:mod:`.native`); False runs every plan stage by stage, the reference the tests compare with
+        self.native_funnel = True
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -241,8 +246,14 @@ class FaissBackend(BackendBase):
                 plan: FunnelPlan) -> tuple[np.ndarray, np.ndarray]:
         """Rows and full-dimension cosines of each query's top hits, best first (-1 rows pad)."""
         r = self.rows
-        matrix = r.matrix
         first_level, first_count = stages[0]
+        if len(stages) == 2 and self.native_funnel and self.native.usable(r, self.coarse.index):
+            params, selector = self.coarse.restricted_parameters(first_count, plan, r.n, allowed)
+            found = self.native.search(self.coarse.index, r, q, first_count, stages[-1][1], params,
+                                       keep_params=allowed is None)
+            del selector  # read by the search; kept alive until here
+            return found
+        matrix = r.matrix
         rows = self.coarse.search(np.ascontiguousarray(q[:, :first_level]), first_count, plan, r.n, allowed)
         middle = stages[1:-1]
         if middle and len(q) == 1:

@@ -224,21 +224,28 @@ class CoarseIndex:
                 self._params[key] = params
         return params
 
+    def restricted_parameters(self, count: int, plan: FunnelPlan, n: int,
+                              allowed: np.ndarray | None) -> tuple[faiss.SearchParameters, tuple]:
+        """:meth:`parameters` with an ID selector of the rows ``allowed`` marks (a filter,
+        tombstones; None: every row), and what the selector reads — the caller keeps that
+        alive until the search has run."""
+        if allowed is None:
+            return self.parameters(count, plan, n), ()
+        bitmap = np.packbits(allowed, bitorder="little")
+        sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        return self.parameters(count, plan, n, sel), (bitmap, sel)
+
     def search(self, q_coarse: np.ndarray, count: int, plan: FunnelPlan, n: int,
                allowed: np.ndarray | None) -> np.ndarray:
         """Each query's ``count`` best rows by the coarse code (-1 pads), restricted to the
         rows ``allowed`` marks (a filter, tombstones) inside the search itself."""
-        sel = bitmap = None
-        if allowed is not None:
-            bitmap = np.packbits(allowed, bitorder="little")
-            sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        params, selector = self.restricted_parameters(count, plan, n, allowed)
         # search_c with our own output buffers: the Python wrapper's checks cost more than
         # a small IVF probe (q_coarse is already a C-contiguous float32 matrix)
         nq = len(q_coarse)
         dist, rows = np.empty((nq, count), np.float32), np.empty((nq, count), np.int64)
-        self.index.search_c(nq, faiss.swig_ptr(q_coarse), count, faiss.swig_ptr(dist), faiss.swig_ptr(rows),
-                            self.parameters(count, plan, n, sel))
-        del bitmap  # the selector reads it during the search; keep it alive until here
+        self.index.search_c(nq, faiss.swig_ptr(q_coarse), count, faiss.swig_ptr(dist), faiss.swig_ptr(rows), params)
+        del selector  # the search reads it; kept alive until here
         return rows
 
     # --- cost, memory, persistence -------------------------------------------------------
