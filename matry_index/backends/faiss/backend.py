@@ -219,9 +219,16 @@ class FaissBackend(BackendBase):
         return mask
 
     def _exact_hits(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[Hit]]:
+        """Exact top-``k`` of the ``allowed`` rows. Float32 rows are scored with numpy's matrix
+        product; coded rows (float16, 8-bit) by FAISS's scan of the codes as stored, which
+        decodes them without copying the index into float32 blocks."""
         r = self.rows
-        subset = None if allowed is None else np.flatnonzero(allowed)
-        top, scores = kernels.exact_top_k(queries, r.matrix, k, rows=subset)
+        n_ok = r.n if allowed is None else int(np.count_nonzero(allowed))
+        if r.vectors.dtype != np.float32 and n_ok and self.native_funnel and self.native.viewable(r):
+            top, scores = self.native.exhaustive(r, queries, min(k, n_ok), allowed)
+        else:
+            subset = None if allowed is None else np.flatnonzero(allowed)
+            top, scores = kernels.exact_top_k(queries, r.matrix, k, rows=subset)
         return [r.hits(t, s) for t, s in zip(top, scores)]
 
     def scan(self, filter: Node | None = None) -> list[tuple[UserId, dict]]:

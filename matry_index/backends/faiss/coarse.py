@@ -129,6 +129,13 @@ def _lists_bytes(index: faiss.IndexIVF) -> int:
     return int(sizes.sum() * (index.code_size + 8))
 
 
+def row_selector(allowed: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray]:
+    """A FAISS ID selector of the rows ``allowed`` marks, and the bitmap it reads (the caller
+    keeps both alive until the search has run)."""
+    bitmap = np.packbits(allowed, bitorder="little")
+    return faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap)), bitmap
+
+
 _STRUCTURE_CLASS = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSW, "ivf": faiss.IndexIVF}
 
 
@@ -231,8 +238,7 @@ class CoarseIndex:
         alive until the search has run."""
         if allowed is None:
             return self.parameters(count, plan, n), ()
-        bitmap = np.packbits(allowed, bitorder="little")
-        sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        sel, bitmap = row_selector(allowed)
         return self.parameters(count, plan, n, sel), (bitmap, sel)
 
     def search(self, q_coarse: np.ndarray, count: int, plan: FunnelPlan, n: int,

@@ -33,6 +33,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from .coarse import row_selector
 from .rows import RowStore
 
 #: search-parameter objects kept per (candidates, k, base parameters): SWIG objects cost more to
@@ -68,30 +69,47 @@ class NativeFunnel:
     """The composite ``IndexRefine`` of one FAISS backend, kept pointing at its current rows.
 
     ``prefix`` is the coarse level (the base index's dimension). :meth:`usable` says whether a
-    search can run here; :meth:`search` runs it.
+    funnel search can run here, :meth:`search` runs it; :meth:`exhaustive` ranks every row with
+    the same view of the rows.
     """
 
     def __init__(self, prefix: int):
         self.prefix = int(prefix)
+        self._view: faiss.Index | None = None   # the refining index over the current rows
+        self._view_key: tuple | None = None
         self._key: tuple | None = None
         self._parts: tuple = ()          # the FAISS objects the composite owns, kept alive
         self._refine: faiss.IndexRefine | None = None
         self._params: dict[tuple, tuple] = {}
 
     @staticmethod
-    def usable(rows: RowStore, coarse_index: faiss.Index | None) -> bool:
-        """Whether the rows can be viewed by FAISS as they are (contiguous, in a code FAISS
-        reads: float32, float16, or 8-bit with trained ranges) and the coarse index covers them."""
+    def viewable(rows: RowStore) -> bool:
+        """Whether FAISS can read the rows as they are: contiguous, in a code FAISS reads
+        (float32, float16, or 8-bit with trained ranges)."""
         stored = rows.vectors
-        return (coarse_index is not None and coarse_index.ntotal == rows.n and rows.n > 0
-                and isinstance(stored, np.ndarray) and stored.flags.c_contiguous
+        return (rows.n > 0 and isinstance(stored, np.ndarray) and stored.flags.c_contiguous
                 and stored.dtype in (np.float32, np.float16, np.uint8)
                 and (stored.dtype != np.uint8 or rows.codec.trained))
 
-    def _composite(self, coarse_index: faiss.Index, rows: RowStore) -> faiss.IndexRefine:
+    @classmethod
+    def usable(cls, rows: RowStore, coarse_index: faiss.Index | None) -> bool:
+        """Whether a funnel search can run natively: the rows are viewable and the coarse
+        index covers every one of them."""
+        return coarse_index is not None and coarse_index.ntotal == rows.n and cls.viewable(rows)
+
+    def _viewed(self, rows: RowStore) -> faiss.Index:
+        """The refining index viewing the rows as they are now (made again when they moved)."""
         stored = rows.vectors[: rows.n]
-        key = (int(coarse_index.this), coarse_index.ntotal, stored.__array_interface__["data"][0], rows.n,
-               stored.dtype.str, id(rows.codec), rows.codec.trained)
+        key = (stored.__array_interface__["data"][0], rows.n, stored.dtype.str, id(rows.codec), rows.codec.trained)
+        if key != self._view_key or self._view is None:
+            view = _refining_index(rows)
+            _view_rows(view, stored)
+            self._view, self._view_key = view, key
+        return self._view
+
+    def _composite(self, coarse_index: faiss.Index, rows: RowStore) -> faiss.IndexRefine:
+        refining = self._viewed(rows)
+        key = (int(coarse_index.this), coarse_index.ntotal, self._view_key)
         if key == self._key and self._refine is not None:
             return self._refine
         keep_first = faiss.RemapDimensionsTransform(rows.dim, self.prefix, False)
@@ -99,8 +117,6 @@ class NativeFunnel:
         base = faiss.IndexPreTransform(coarse_index)  # does not own the coarse index
         base.prepend_transform(unit)
         base.prepend_transform(keep_first)
-        refining = _refining_index(rows)
-        _view_rows(refining, stored)
         refine = faiss.IndexRefine(base, refining)  # owns neither: they are kept in _parts
         self._parts = (keep_first, unit, base, refining)
         self._refine, self._key = refine, key
@@ -135,3 +151,18 @@ class NativeFunnel:
         params = self._search_params(count, k, base_params, keep_params)
         refine.search_c(nq, faiss.swig_ptr(queries), k, faiss.swig_ptr(scores), faiss.swig_ptr(top), params)
         return top, scores
+
+    def exhaustive(self, rows: RowStore, queries: np.ndarray, k: int,
+                   allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's top ``k`` of every row ``allowed`` marks (None: all), best first, ties
+        by lower row: the exact ranking of the rows as stored, decoded inside FAISS's scan
+        rather than in numpy. ``k`` at most the number of such rows."""
+        view = self._viewed(rows)
+        selector = row_selector(allowed) if allowed is not None else None
+        params = faiss.SearchParameters(sel=selector[0]) if selector else None
+        nq = len(queries)
+        scores, top = np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
+        view.search_c(nq, faiss.swig_ptr(queries), k, faiss.swig_ptr(scores), faiss.swig_ptr(top), params)
+        del selector
+        order = np.lexsort((top, -scores))  # FAISS's heap leaves ties in no set order
+        return np.take_along_axis(top, order, 1), np.take_along_axis(scores, order, 1)
