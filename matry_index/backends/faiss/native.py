@@ -57,7 +57,8 @@ def _refining_index(rows: RowStore) -> faiss.Index:
 
 def _view_rows(index: faiss.Index, stored: np.ndarray) -> None:
     """Point ``index``'s code buffer at ``stored`` (C-contiguous rows in the index's own code
-    layout) without copying; the caller keeps ``stored`` alive for as long as the view."""
+    layout) without copying. The view does not keep ``stored`` alive: it may be searched only
+    while that memory is still the row store's (:class:`NativeFunnel` checks before every use)."""
     flat_bytes = stored.view(np.uint8).reshape(-1)
     pointer, size = faiss.swig_ptr(flat_bytes), flat_bytes.size
     codes = index.codes
