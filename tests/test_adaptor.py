@@ -312,3 +312,26 @@ def test_objective_names_a_recipe(rng):
     from .conftest import SCIFACT, _require
     assert cli.main(["train", "--data", str(_require(SCIFACT)), "--supervised", "--objective", "funnel",
                      "--out", "unused"]) == 2
+
+
+def test_inference_is_the_formula_whoever_multiplies_and_follows_replaced_weights():
+    """``apply`` runs its products through FAISS's BLAS (``adaptor/linear.py``): the result is
+    ``R e + f(R e)`` as numpy computes it, for a batch, one row and no rows, and a replaced weight
+    array is used from then on (the products are made again, not kept stale)."""
+    from matry_index.adaptor.model import gelu
+    rng = np.random.default_rng(5)
+    dim, hidden = 48, 32
+    rotation = np.linalg.qr(rng.standard_normal((dim, dim)))[0].astype(np.float32)
+    w1, b1 = (rng.standard_normal((dim, hidden)) * 0.1).astype(np.float32), rng.standard_normal(hidden).astype(np.float32)
+    w2, b2 = (rng.standard_normal((hidden, dim)) * 0.1).astype(np.float32), rng.standard_normal(dim).astype(np.float32)
+    adaptor = MatryoshkaAdaptor(dim, (16, dim), rotation=rotation, w1=w1, b1=b1, w2=w2, b2=b2)
+
+    def formula(x):
+        z = x @ adaptor.rotation
+        return z + gelu(z @ adaptor.w1 + adaptor.b1) @ adaptor.w2 + adaptor.b2
+    x = rng.standard_normal((50, dim)).astype(np.float32)
+    for rows in (x, x[:1]):
+        assert np.allclose(adaptor.apply(rows), formula(rows), atol=1e-5)
+    assert adaptor.apply(x[:0]).shape == (0, dim)
+    adaptor.rotation = np.ascontiguousarray(rotation[:, ::-1])
+    assert np.allclose(adaptor.apply(x), formula(x), atol=1e-5)

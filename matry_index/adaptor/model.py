@@ -1,8 +1,9 @@
-"""The adaptor at inference time: ``a(e) = R e + f(R e)`` in plain numpy.
+"""The adaptor at inference time: ``a(e) = R e + f(R e)`` with numpy arrays.
 
 ``R`` is an optional orthogonal rotation (PCA-initialised, possibly fine-tuned) and ``f`` a
 two-layer MLP whose last layer starts at zero, so an untrained adaptor is exactly the rotation
-(or the identity without one). Inference is two matmuls, so query-time code never needs torch.
+(or the identity without one). Inference is a few matrix products (done by FAISS's BLAS:
+:mod:`.linear` says why), so query-time code never needs torch.
 
 On disk an adaptor is a directory with ``adaptor.json`` (dimension, levels, training settings
 and a content hash) and ``weights.npz``. The hash covers the weights and the shape-defining
@@ -21,6 +22,7 @@ import numpy as np
 from .._fs import atomic_directory, recover_directory
 from .._validation import as_matrix, check_levels, normalize_rows
 from ..errors import AdaptorMismatchError, Corrupt, InvalidInput
+from .linear import Affine
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "adaptor.json"
@@ -81,6 +83,7 @@ class MatryoshkaAdaptor:
                                       "vector into NaN; refit or restore the adaptor")
         self.settings = dict(settings or {})
         self._hash: str | None = None
+        self._affines: dict[str, Affine] = {}  # the products of apply(), made on first use
 
     @classmethod
     def identity(cls, dim: int, levels: tuple[int, ...] | None = None) -> "MatryoshkaAdaptor":
@@ -110,10 +113,17 @@ class MatryoshkaAdaptor:
         finite values): the index's query path, which has checked them once already."""
         z = x
         if self.rotation is not None:
-            z = z @ self.rotation
+            z = self._affine("rotation", self.rotation, None)(z)
         if self.w1 is not None:
-            z = z + gelu(z @ self.w1 + self.b1) @ self.w2 + self.b2
+            z = z + self._affine("w2", self.w2, self.b2)(gelu(self._affine("w1", self.w1, self.b1)(z)))
         return z if z.flags.c_contiguous and z.dtype == np.float32 else np.ascontiguousarray(z, np.float32)
+
+    def _affine(self, name: str, weight: np.ndarray, bias: np.ndarray | None) -> Affine:
+        """The FAISS-run product ``x @ weight + bias``, made again if the arrays were replaced."""
+        made = self._affines.get(name)
+        if made is None or not made.made_from(weight, bias):
+            made = self._affines[name] = Affine(weight, bias)
+        return made
 
     def transform_prefix(self, x: np.ndarray, m: int) -> np.ndarray:
         """First ``m`` adapted coordinates, re-normalised (cosine = inner product)."""
