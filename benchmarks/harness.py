@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from common import RESULTS, SHARED_DATA, recall, timed_batch, timed_single
+from matry_index.adaptor.linear import Affine
 from matry_index.tuning import Promise, per_query_recall
 
 Search = Callable[[np.ndarray], np.ndarray]  # queries (raw) -> (nq, K) ids
@@ -83,10 +84,14 @@ def growth(before: dict[str, int], n: int, data: dict) -> dict[str, float]:
 def warm_up(rows: int = 100_000) -> None:
     """Run the array operations a build makes once on throw-away data of one chunk's size, so
     that the fixed buffers BLAS threads and heap arenas keep afterwards (tens of MB per process,
-    whatever the index's size) are in the baseline and not counted per vector."""
+    whatever the index's size) are in the baseline and not counted per vector — both BLAS
+    libraries': numpy's, and FAISS's own, which the adaptor's products and FAISS's transforms use
+    (about 80 MB of buffers on this machine)."""
     x = np.random.default_rng(0).random((rows, 384), dtype=np.float32)
     y = x @ np.eye(384, dtype=np.float32)
     y /= np.linalg.norm(y, axis=1, keepdims=True)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    y = Affine(np.eye(384, dtype=np.float32))(x)
     del x, y
 
 

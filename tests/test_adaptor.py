@@ -314,11 +314,14 @@ def test_objective_names_a_recipe(rng):
                      "--out", "unused"]) == 2
 
 
-def test_inference_is_the_formula_whoever_multiplies_and_follows_replaced_weights():
-    """``apply`` runs its products through FAISS's BLAS (``adaptor/linear.py``): the result is
-    ``R e + f(R e)`` as numpy computes it, for a batch, one row and no rows, and a replaced weight
-    array is used from then on (the products are made again, not kept stale)."""
+def test_inference_is_the_formula_whoever_multiplies_and_follows_replaced_weights(monkeypatch):
+    """``apply`` runs its products through FAISS's BLAS (``adaptor/linear.py``), a block of rows
+    at a time: the result is ``R e + f(R e)`` as numpy computes it, for a batch of several
+    blocks, one row and no rows, and a replaced weight array is used from then on (the products
+    are made again, not kept stale)."""
+    from matry_index.adaptor import linear
     from matry_index.adaptor.model import gelu
+    monkeypatch.setattr(linear, "BLOCK_ROWS", 7)  # 50 rows: seven full blocks and a short one
     rng = np.random.default_rng(5)
     dim, hidden = 48, 32
     rotation = np.linalg.qr(rng.standard_normal((dim, dim)))[0].astype(np.float32)

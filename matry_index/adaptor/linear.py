@@ -15,6 +15,12 @@ import faiss
 import numpy as np
 
 
+#: rows per product. Measured: a bulk add of 200,000 vectors adapted in one product left the
+#: process ~100 MB larger for good (FAISS's BLAS keeps the work memory its largest product
+#: took); in blocks of this many rows it stays as large as with numpy
+BLOCK_ROWS = 4096
+
+
 class Affine:
     """``x @ weight + bias`` for C-contiguous float32 rows ``x``; ``weight`` is (d_in, d_out)."""
 
@@ -35,6 +41,7 @@ class Affine:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
         out = np.empty((len(x), self.d_out), np.float32)
-        if len(x):
-            self._map.apply_noalloc(len(x), faiss.swig_ptr(x), faiss.swig_ptr(out))
+        for s in range(0, len(x), BLOCK_ROWS):
+            rows = min(BLOCK_ROWS, len(x) - s)
+            self._map.apply_noalloc(rows, faiss.swig_ptr(x[s:]), faiss.swig_ptr(out[s:]))
         return out
