@@ -31,12 +31,14 @@ import faiss
 import numpy as np
 
 from common import RESULTS, SHARED_DATA, K
-from harness import pick_and_measure
+from harness import load_set, pick_and_measure
 from matry_index import MatryoshkaAdaptor, MatryoshkaIndex
 from matry_index._fs import atomic_write_text
+from matry_index._validation import normalize_rows
 from matry_index.backends.faiss.coarse import default_nlist
 from matry_index.bench.measure import hit_ids
 from matry_index.evaluation.baselines import PCARotation
+from matry_index.evaluation.funnel_need import full_dimension_top_k
 from matry_index.experiment import load_experiment
 
 TARGETS = (0.99, 0.995)
@@ -45,32 +47,21 @@ CANDIDATES = (20, 30, 40, 60, 80, 100, 140, 200, 300, 400, 600)
 LEVELS = (32, 64, 128, 192, 256)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True))
-
-
-def exact_top(base: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
-    index = faiss.IndexFlatIP(base.shape[1])
-    index.add(base)
-    return index.search(queries, k)[1]
-
-
 def real_set(name: str) -> dict:
     """A shared BEIR set: its documents, train queries to tune on, test queries to measure."""
     folder = SHARED_DATA / name
     exp = load_experiment(folder, folder / "embeddings" / "all-MiniLM-L6-v2")
-    base = _unit(exp.corpus.vectors)
-    tune, queries = _unit(exp.relevance("train")[0]), _unit(exp.relevance("test")[0])
-    return {"base": base, "tune": tune, "queries": queries, "tune_truth": exact_top(base, tune),
-            "truth": exact_top(base, queries)}
+    base = normalize_rows(exp.corpus.vectors)
+    tune, queries = normalize_rows(exp.relevance("train")[0]), normalize_rows(exp.relevance("test")[0])
+    return {"base": base, "tune": tune, "queries": queries, "tune_truth": full_dimension_top_k(tune, base, K),
+            "truth": full_dimension_top_k(queries, base, K)}
 
 
 def drawn_set(n: int) -> dict:
     cache = Path(f"/tmp/matry-peers-{n}")
     if not (cache / "truth.npy").exists():
         sys.exit(f"{cache} has no drawn set: `python benchmarks/peers.py --n {n}` draws it")
-    return {key: np.load(cache / f"{key}.npy") for key in ("base", "queries", "truth", "tune", "tune_truth")}
+    return load_set(cache)
 
 
 def ours(data: dict, adaptor: MatryoshkaAdaptor, target: float, args) -> dict | None:

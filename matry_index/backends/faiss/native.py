@@ -21,8 +21,8 @@ The composite is checked before every search against what it points at — the r
 count and code, the coarse index's address and size — and rebuilt when any of them changed (an
 add that grows the array, a compaction, a reload, a rebuilt coarse index), so it is never used
 while it points at freed memory; it holds no reference to the rows or the coarse index, so it
-never keeps an array the row store has let go of. Building one costs a few microseconds. Filters and tombstones reach the base search as the same ID selector the
-Python path uses. The results are those of :func:`matry_index.kernels.top_k_of_rows` after
+never keeps an array the row store has let go of. Building one costs a few microseconds.
+Filters and tombstones reach the base search as the same ID selector the Python path uses. The results are those of :func:`matry_index.kernels.top_k_of_rows` after
 :meth:`~.coarse.CoarseIndex.search` (``tests/test_native_funnel.py`` checks it on every coarse
 code, row code and storage).
 """
